@@ -1,0 +1,5 @@
+"""Run the CLI as `python -m digitlab`."""
+
+from digitlab.cli import main
+
+main()

@@ -1,0 +1,257 @@
+"""The `digitlab` command line: thin wrappers over importable functions.
+
+    digitlab --help
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from digitlab import registry
+from digitlab.config import Settings, get_settings
+from digitlab.data import DATASETS, SPLITS, DataError, load_split
+
+app = typer.Typer(
+    help="digitlab: handwritten-digit recognition, from training to serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List model versions and choose the default.", no_args_is_help=False)
+data_app = typer.Typer(help="Download and verify datasets.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UsageError(Exception):
+    """A command-line argument that makes no sense."""
+
+
+def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Known failures become one readable line and a non-zero exit, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from digitlab.registry import RegistryError
+
+        try:
+            return fn(*args, **kwargs)
+        except UsageError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except (DataError, RegistryError, ValueError, OSError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except ImportError as exc:
+            err_console.print(
+                f"[red]error:[/red] {exc.name or exc} is not installed; "
+                "training needs the [train] extra: pip install 'digitlab[train]'",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+DatasetOpt = Annotated[str, typer.Option(help=f"Dataset: {', '.join(DATASETS)}.")]
+
+
+def check_dataset(name: str) -> None:
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+
+
+@app.command()
+@friendly_errors
+def train(
+    recipe: Annotated[str, typer.Option(help="Recipe: fast, best or reference.")] = "fast",
+    dataset: DatasetOpt = "mnist",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Override the batch.")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Override the peak LR.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; same seed, same model.")] = 0,
+    dry_run: Annotated[bool, typer.Option(help="Train one batch only (smoke test).")] = False,
+    activate: Annotated[bool, typer.Option(help="Make the new version the default.")] = True,
+    if_missing: Annotated[
+        bool, typer.Option(help="Do nothing when a default model already exists.")
+    ] = False,
+) -> None:
+    """Train a model, export it to ONNX and register it as a new version."""
+    from digitlab.ml.recipes import get_recipe  # torch only loads for training
+
+    settings = get_settings()
+    check_dataset(dataset)
+    if if_missing and registry.current_version(settings.model_dir):
+        console.print(f"model {registry.current_version(settings.model_dir)} exists; not training")
+        return
+    try:
+        cfg = get_recipe(recipe)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    cfg = cfg.replace(dataset=dataset, seed=seed, dry_run=dry_run,
+                      **{k: v for k, v in overrides.items() if v is not None})  # fmt: skip
+    model = run_training(cfg, settings, activate=activate)
+    print_card(model.card)
+
+
+def run_training(cfg: Any, settings: Settings, *, activate: bool) -> registry.ModelVersion:
+    from digitlab.ml.progress import training_progress
+    from digitlab.ml.train import pick_device
+
+    from digitlab.ml.pipeline import train_and_register
+
+    err_console.print(
+        f"training recipe [bold]{cfg.recipe}[/bold] on {cfg.dataset} "
+        f"({cfg.epochs if not cfg.dry_run else 'dry run,'} epochs, device {pick_device()})"
+    )
+    with training_progress(cfg, err_console) as (on_epoch, on_step):
+        return train_and_register(
+            cfg, settings, activate=activate, on_epoch=on_epoch, on_step=on_step
+        )
+
+
+def print_card(card: dict[str, Any]) -> None:
+    m = card["metrics"]
+    table = Table(title=f"model {card['version']}", show_header=False, title_justify="left")
+    rows = [
+        ("dataset", card["dataset"]["name"]),
+        ("recipe", f"{card['recipe']} (seed {card['seed']}, {card['config']['epochs']} epochs)"),
+        ("test accuracy", f"{m['test_accuracy']:.2%} (ONNX {m['onnx_test_accuracy']:.2%})"),
+        ("validation accuracy", "-" if m.get("val_accuracy") is None else
+         f"{m['val_accuracy']:.2%}"),
+        ("training time", f"{m['train_seconds']:.1f} s on {m['device']} "
+         f"({m['images_per_s']:,.0f} images/s)"),
+        ("ONNX parity", f"max |Δlogit| {m['parity_max_abs_diff']:.1e}"),
+        ("ONNX SHA-256", card["onnx"]["sha256"][:16] + "..."),
+        ("created", card["created_at"]),
+    ]  # fmt: skip
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    version: Annotated[str | None, typer.Argument(help="Model version; default: current.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Default: the model's dataset.")] = None,
+) -> None:
+    """Test accuracy, per-class precision/recall and a report folder with plots."""
+    from digitlab.evaluation import evaluate as run_eval
+    from digitlab.evaluation import write_report
+
+    settings = get_settings()
+    model = registry.resolve(settings.model_dir, version)
+    name = dataset or model.card["dataset"]["name"]
+    check_dataset(name)
+    test = load_split(name, "test", settings)
+    result = run_eval(model, test)
+    out = write_report(model, result, test, settings.report_dir / model.version)
+    table = Table(title=f"{model.version} on {name}/test: accuracy {result.accuracy:.2%} "
+                        f"({result.metrics()['errors']} errors of {len(test.labels)})")  # fmt: skip
+    for col in ("label", "precision", "recall", "support"):
+        table.add_column(col, justify="right")
+    for row in result.metrics()["per_class"]:
+        table.add_row(str(row["label"]), f"{row['precision']:.2%}", f"{row['recall']:.2%}",
+                      str(row["support"]))  # fmt: skip
+    console.print(table)
+    console.print(f"report: {out}")
+
+
+@models_app.callback(invoke_without_command=True)
+@friendly_errors
+def models_list(ctx: typer.Context) -> None:
+    """List model versions with their metrics; * marks the default."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = get_settings()
+    versions = registry.list_versions(settings.model_dir)
+    if not versions:
+        console.print(f"no models in {settings.model_dir}; train one with `digitlab train`")
+        return
+    current = registry.current_version(settings.model_dir)
+    table = Table()
+    for col in ("", "version", "dataset", "recipe", "test acc", "train s", "created"):
+        table.add_column(col)
+    for v in versions:
+        m = v.card.get("metrics", {})
+        table.add_row(
+            "*" if v.version == current else "", v.version, v.card["dataset"]["name"],
+            v.card.get("recipe", "?"), f"{m.get('test_accuracy', 0):.2%}",
+            f"{m.get('train_seconds', 0):.1f}", v.card.get("created_at", "?"),
+        )  # fmt: skip
+    console.print(table)
+
+
+@models_app.command("use")
+@friendly_errors
+def models_use(version: Annotated[str, typer.Argument(help="The version to serve.")]) -> None:
+    """Make VERSION the default model (atomic switch)."""
+    settings = get_settings()
+    registry.set_current(settings.model_dir, version)
+    console.print(f"default model is now {version}")
+
+
+@models_app.command("show")
+@friendly_errors
+def models_show(
+    version: Annotated[str | None, typer.Argument(help="Default: current.")] = None,
+) -> None:
+    """Print a model version's card."""
+    print_card(registry.resolve(get_settings().model_dir, version).card)
+
+
+@data_app.command("download")
+@friendly_errors
+def data_download(dataset: DatasetOpt = "mnist") -> None:
+    """Download any missing files of a dataset and verify all of them."""
+    check_dataset(dataset)
+    settings = get_settings()
+    for split in SPLITS:
+        s = load_split(dataset, split, settings)
+        console.print(f"{dataset}/{split}: {len(s.labels)} images verified")
+
+
+@data_app.command("verify")
+@friendly_errors
+def data_verify(dataset: DatasetOpt = "mnist") -> None:
+    """Verify a dataset's files without downloading anything."""
+    check_dataset(dataset)
+    settings = get_settings()
+    for split in SPLITS:
+        s = load_split(dataset, split, settings, download=False)
+        console.print(f"{dataset}/{split}: {len(s.labels)} images, checksums match")
+
+
+@app.command()
+@friendly_errors
+def run() -> None:
+    """The main job: train a model if none exists yet, then show it."""
+    settings = get_settings()
+    if registry.current_version(settings.model_dir) is None:
+        from digitlab.ml.recipes import get_recipe
+
+        run_training(get_recipe("fast"), settings, activate=True)
+    print_card(registry.resolve(settings.model_dir).card)
+
+
+def main() -> None:
+    app(prog_name="digitlab")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Typed settings, read from the environment (prefix DIGITLAB_) and `.env`.
+
+Built by `get_settings()`, never at import time, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "digitlab"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DIGITLAB_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    # Where the four MNIST IDX files live (downloaded there when missing).
+    data_dir: Path = _user_cache_dir() / "mnist"
+    # Fashion-MNIST: Debian's dataset-fashion-mnist package installs it here.
+    fashion_data_dir: Path = Path("/usr/share/datasets/fashion-mnist")
+    # Writable fallback for Fashion-MNIST when the Debian package is not installed.
+    fashion_download_dir: Path = _user_cache_dir() / "fashion-mnist"
+    # Download mirrors (base URLs) tried in order; empty: the dataset's public mirrors.
+    mirrors: list[str] = []
+    # Versioned model folders, one per training run.
+    model_dir: Path = Path("var/models")
+    # Evaluation reports.
+    report_dir: Path = Path("var/reports")
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Training, evaluation and ONNX export. The only package that imports torch."""

@@ -1,0 +1,164 @@
+"""One training run end to end: data -> fit -> test -> ONNX export -> model folder.
+
+    digitlab train --recipe fast     # the CLI wraps `train_and_register`
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from digitlab import registry
+from digitlab.config import Settings
+from digitlab.data import Split, load_split
+from digitlab.ml.export import (
+    INPUT_NAME,
+    OPSET,
+    OUTPUT_NAME,
+    check_parity,
+    export_onnx,
+    fold_batchnorm,
+    onnx_logits,
+)
+from digitlab.ml.model import MNIST_MEAN, MNIST_STD
+from digitlab.ml.recipes import TrainConfig
+from digitlab.ml.train import FitResult, fit, predict_logits, to_tensors
+
+PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "digitlab")
+
+
+def library_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree, with '-dirty' when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def test_metrics(result: FitResult, test: Split, staging: Path) -> dict[str, Any]:
+    """Test-set figures of the torch model, then export and parity-check the ONNX file."""
+    model = result.model.cpu().float().eval()
+    x, y = to_tensors(test.images, test.labels, torch.device("cpu"))
+    torch_logits = predict_logits(model, x)
+    metrics: dict[str, Any] = {
+        "test_accuracy": (torch_logits.argmax(1) == y).float().mean().item(),
+        "test_loss": F.cross_entropy(torch_logits, y).item(),
+    }
+    onnx_path = staging / registry.ONNX_FILE
+    export_onnx(fold_batchnorm(model), onnx_path)
+    pixels = (test.images[:, None].astype(np.float32) / 255.0).astype(np.float32)
+    metrics |= check_parity(torch_logits.numpy(), onnx_logits(onnx_path, pixels), test.labels)
+    return metrics
+
+
+def build_card(
+    version: str, cfg: TrainConfig, result: FitResult, train: Split, test: Split,
+    metrics: dict[str, Any], onnx_path: Path,
+) -> dict[str, Any]:  # fmt: skip
+    last = result.history[-1]
+    return {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": {
+            "name": cfg.dataset,
+            "train_size": len(train.labels) - min(cfg.val_size, len(train.labels) // 5),
+            "checksums": train.checksums | test.checksums,
+        },
+        "recipe": cfg.recipe,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "metrics": metrics
+        | {
+            "val_accuracy": last.get("val_acc"),
+            "train_seconds": round(result.train_seconds, 3),
+            "images_per_s": round(last["images_per_s"], 1),
+            "device": result.device,
+        },
+        "history": result.history,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", 1, 28, 28],
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "ink": "light on dark (MNIST convention)",
+            "normalisation": {"mean": MNIST_MEAN, "std": MNIST_STD, "inside_model": True},
+        },
+        "onnx": {
+            "file": registry.ONNX_FILE,
+            "sha256": registry.file_sha256(onnx_path),
+            "opset": OPSET,
+            "output": OUTPUT_NAME,
+            "batchnorm_folded": True,
+        },
+        "libraries": library_versions(),
+        "git_commit": git_commit(),
+    }
+
+
+def train_and_register(
+    cfg: TrainConfig,
+    settings: Settings,
+    *,
+    activate: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> registry.ModelVersion:
+    """Train per `cfg`, export, verify, and publish a new model version."""
+    train = load_split(cfg.dataset, "train", settings)
+    test = load_split(cfg.dataset, "test", settings)
+    result = fit(cfg, train.images, train.labels, on_epoch=on_epoch, on_step=on_step)
+    model_dir = settings.model_dir
+    version = registry.new_version_id(model_dir, cfg.dataset, cfg.recipe)
+    staging = registry.staging_dir(model_dir)
+    try:
+        t0 = time.perf_counter()
+        metrics = test_metrics(result, test, staging)
+        metrics["export_seconds"] = round(time.perf_counter() - t0, 3)
+        torch.save(
+            {"arch": cfg.arch, "width": cfg.width, "state_dict": result.model.state_dict()},
+            staging / "model.pt",
+        )
+        card = build_card(version, cfg, result, train, test, metrics, staging / registry.ONNX_FILE)
+        (staging / registry.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        published = registry.publish(staging, model_dir, version)
+    except BaseException:
+        _remove_tree(staging)
+        raise
+    if activate or registry.current_version(model_dir) is None:
+        registry.set_current(model_dir, version)
+    return published
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,77 @@
+"""PNG figures for reports: confusion matrix, misclassified digits, training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+
+
+def confusion_png(cm: npt.NDArray[np.int64], path: Path, *, title: str = "") -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    # Log colour scale: the diagonal is ~1000x the errors, which a linear scale hides.
+    shown = np.log1p(cm)
+    im = ax.imshow(shown, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                colour = "white" if shown[i, j] > shown.max() / 2 else "black"
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    ax.set(xlabel="predicted", ylabel="true", xticks=range(10), yticks=range(10))
+    ax.set_title(f"Confusion matrix {title}", fontsize=9)
+    fig.colorbar(im, ax=ax, label="log(1 + count)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def misclassified_png(
+    images: npt.NDArray[np.uint8],
+    true: npt.NDArray[np.uint8],
+    predicted: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float32],
+    path: Path,
+    *,
+    limit: int = 100,
+) -> None:
+    n = min(limit, len(images))
+    cols = 10
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{true[k]}→{predicted[k]} {confidence[k]:.0%}", fontsize=7)
+    fig.suptitle(f"Misclassified test digits (true→predicted, confidence), {n} of "
+                 f"{len(images)}", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def curves_png(history: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        if history and key in history[0]:
+            ax_loss.plot(epochs, [row[key] for row in history], marker="o", label=label)
+    for key, label in (("train_acc", "train"), ("val_acc", "validation")):
+        if history and key in history[0]:
+            ax_acc.plot(epochs, [row[key] for row in history], marker="o", label=label)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Training curves {title}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
