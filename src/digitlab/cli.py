@@ -1,12 +1,11 @@
 """The `digitlab` command line: thin wrappers over importable functions.
 
-    digitlab --help
+digitlab --help
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -102,17 +101,20 @@ def train(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
-    cfg = cfg.replace(dataset=dataset, seed=seed, dry_run=dry_run,
-                      **{k: v for k, v in overrides.items() if v is not None})  # fmt: skip
+    cfg = cfg.replace(
+        dataset=dataset,
+        seed=seed,
+        dry_run=dry_run,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
     model = run_training(cfg, settings, activate=activate)
     print_card(model.card)
 
 
 def run_training(cfg: Any, settings: Settings, *, activate: bool) -> registry.ModelVersion:
+    from digitlab.ml.pipeline import train_and_register
     from digitlab.ml.progress import training_progress
     from digitlab.ml.train import pick_device
-
-    from digitlab.ml.pipeline import train_and_register
 
     err_console.print(
         f"training recipe [bold]{cfg.recipe}[/bold] on {cfg.dataset} "
@@ -131,14 +133,18 @@ def print_card(card: dict[str, Any]) -> None:
         ("dataset", card["dataset"]["name"]),
         ("recipe", f"{card['recipe']} (seed {card['seed']}, {card['config']['epochs']} epochs)"),
         ("test accuracy", f"{m['test_accuracy']:.2%} (ONNX {m['onnx_test_accuracy']:.2%})"),
-        ("validation accuracy", "-" if m.get("val_accuracy") is None else
-         f"{m['val_accuracy']:.2%}"),
-        ("training time", f"{m['train_seconds']:.1f} s on {m['device']} "
-         f"({m['images_per_s']:,.0f} images/s)"),
+        (
+            "validation accuracy",
+            "-" if m.get("val_accuracy") is None else f"{m['val_accuracy']:.2%}",
+        ),
+        (
+            "training time",
+            f"{m['train_seconds']:.1f} s on {m['device']} ({m['images_per_s']:,.0f} images/s)",
+        ),
         ("ONNX parity", f"max |Δlogit| {m['parity_max_abs_diff']:.1e}"),
         ("ONNX SHA-256", card["onnx"]["sha256"][:16] + "..."),
         ("created", card["created_at"]),
-    ]  # fmt: skip
+    ]
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
@@ -161,13 +167,19 @@ def evaluate(
     test = load_split(name, "test", settings)
     result = run_eval(model, test)
     out = write_report(model, result, test, settings.report_dir / model.version)
-    table = Table(title=f"{model.version} on {name}/test: accuracy {result.accuracy:.2%} "
-                        f"({result.metrics()['errors']} errors of {len(test.labels)})")  # fmt: skip
+    table = Table(
+        title=f"{model.version} on {name}/test: accuracy {result.accuracy:.2%} "
+        f"({result.metrics()['errors']} errors of {len(test.labels)})"
+    )
     for col in ("label", "precision", "recall", "support"):
         table.add_column(col, justify="right")
     for row in result.metrics()["per_class"]:
-        table.add_row(str(row["label"]), f"{row['precision']:.2%}", f"{row['recall']:.2%}",
-                      str(row["support"]))  # fmt: skip
+        table.add_row(
+            str(row["label"]),
+            f"{row['precision']:.2%}",
+            f"{row['recall']:.2%}",
+            str(row["support"]),
+        )
     console.print(table)
     console.print(f"report: {out}")
 
@@ -190,10 +202,14 @@ def models_list(ctx: typer.Context) -> None:
     for v in versions:
         m = v.card.get("metrics", {})
         table.add_row(
-            "*" if v.version == current else "", v.version, v.card["dataset"]["name"],
-            v.card.get("recipe", "?"), f"{m.get('test_accuracy', 0):.2%}",
-            f"{m.get('train_seconds', 0):.1f}", v.card.get("created_at", "?"),
-        )  # fmt: skip
+            "*" if v.version == current else "",
+            v.version,
+            v.card["dataset"]["name"],
+            v.card.get("recipe", "?"),
+            f"{m.get('test_accuracy', 0):.2%}",
+            f"{m.get('train_seconds', 0):.1f}",
+            v.card.get("created_at", "?"),
+        )
     console.print(table)
 
 
@@ -254,4 +270,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,6 +1,6 @@
 """Evaluate a model version on a test split with onnxruntime and write a report:
 
-    digitlab evaluate [VERSION]   # -> var/reports/<version>/{metrics.json, *.png}
+digitlab evaluate [VERSION]   # -> var/reports/<version>/{metrics.json, *.png}
 """
 
 from __future__ import annotations
@@ -78,8 +78,11 @@ def write_report(model: ModelVersion, result: Evaluation, test: Split, out_dir: 
     plots.confusion_png(result.confusion, out_dir / "confusion.png", title=model.version)
     wrong = np.flatnonzero(result.predicted != test.labels)
     plots.misclassified_png(
-        test.images[wrong], test.labels[wrong], result.predicted[wrong],
-        result.confidence[wrong], out_dir / "misclassified.png",
-    )  # fmt: skip
+        test.images[wrong],
+        test.labels[wrong],
+        result.predicted[wrong],
+        result.confidence[wrong],
+        out_dir / "misclassified.png",
+    )
     plots.curves_png(model.card.get("history", []), out_dir / "curves.png", title=model.version)
     return out_dir

@@ -32,9 +32,12 @@ class OnnxClassifier:
         self.input_name = self.session.get_inputs()[0].name
 
     def logits(self, x: npt.NDArray[np.float32], batch: int = 1024) -> npt.NDArray[np.float32]:
-        outs = [self.session.run(None, {self.input_name: x[i : i + batch]})[0]
-                for i in range(0, len(x), batch)]  # fmt: skip
-        return np.concatenate(outs).astype(np.float32)
+        outs = [
+            self.session.run(None, {self.input_name: x[i : i + batch]})[0]
+            for i in range(0, len(x), batch)
+        ]
+        logits: npt.NDArray[np.float32] = np.concatenate(outs).astype(np.float32)
+        return logits
 
     def probabilities(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """(N, 10) softmax probabilities for (N, 28, 28) uint8 images."""
@@ -45,4 +48,5 @@ class OnnxClassifier:
 def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    probs: npt.NDArray[np.float32] = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return probs

@@ -9,9 +9,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
 
 
 def confusion_png(cm: npt.NDArray[np.int64], path: Path, *, title: str = "") -> None:
@@ -50,8 +50,9 @@ def misclassified_png(
         if k < n:
             ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
             ax.set_title(f"{true[k]}→{predicted[k]} {confidence[k]:.0%}", fontsize=7)
-    fig.suptitle(f"Misclassified test digits (true→predicted, confidence), {n} of "
-                 f"{len(images)}", fontsize=9)  # fmt: skip
+    fig.suptitle(
+        f"Misclassified test digits (true→predicted, confidence), {n} of {len(images)}", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -123,9 +123,7 @@ def resolve(model_dir: Path, version: str | None = None) -> ModelVersion:
     if version is None:
         version = current_version(model_dir)
         if version is None:
-            raise RegistryError(
-                f"no model in {model_dir} yet; train one with `digitlab train`"
-            )
+            raise RegistryError(f"no model in {model_dir} yet; train one with `digitlab train`")
     return load_version(model_dir, version)
 
 

@@ -98,9 +98,17 @@ FASHION_MNIST = DatasetSpec(
         "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
     ),
     class_names=(
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-    ),  # fmt: skip
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
 )
 
 DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
@@ -157,9 +165,7 @@ def verified_content(path: Path, f: FileSpec) -> bytes:
     return content
 
 
-def load_split(
-    name: str, split: str, settings: Settings, *, download: bool = True
-) -> Split:
+def load_split(name: str, split: str, settings: Settings, *, download: bool = True) -> Split:
     """Images and labels of one split, verified; missing files are downloaded first."""
     spec = get_dataset(name)
     if split not in SPLITS:
@@ -182,6 +188,6 @@ def load_split(
     labels = parse_labels(*contents["labels"])
     if len(images) != len(labels):
         raise DataError(f"{name}/{split}: {len(images)} images but {len(labels)} labels")
-    checksums = {spec.files[f"{split}-{p}"].name: spec.files[f"{split}-{p}"].content_sha256
-                 for p in ("images", "labels")}  # fmt: skip
+    files = [spec.files[f"{split}-{part}"] for part in ("images", "labels")]
+    checksums = {f.name: f.content_sha256 for f in files}
     return Split(name, split, images, labels, checksums)

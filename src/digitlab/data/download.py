@@ -108,7 +108,12 @@ def fetch_verified(url: str, f: FileSpec, target: Path, progress: Progress) -> P
         final = target / f.name
         if digest.hexdigest() != f.gz_sha256:
             # No published .gz checksum (or a re-compressed copy): check the content.
-            verified_content(tmp, f)
+            try:
+                verified_content(tmp, f)
+            except DataError:
+                raise DataError(
+                    "checksum mismatch: the mirror served a corrupted or different file"
+                ) from None
         tmp.replace(final)
         return final
     finally:

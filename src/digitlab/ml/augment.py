@@ -28,8 +28,8 @@ def random_affine(
     # affine_grid works in [-1, 1] coordinates: one pixel is 2 / H.
     tx, ty = uniform(2 * max_shift / h), uniform(2 * max_shift / h)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
-    ).to(x.device, x.dtype)  # (B, 2, 3)
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(
+        x.device, x.dtype
+    )  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

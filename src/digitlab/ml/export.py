@@ -37,13 +37,10 @@ def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
         assert bn.running_mean is not None and bn.running_var is not None
         scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
-        fused = nn.Conv2d(
-            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-            conv.dilation, conv.groups, bias=True,
-        )  # fmt: skip
+        fused = copy.deepcopy(conv)
         with torch.no_grad():
             fused.weight.copy_(conv.weight.detach() * scale[:, None, None, None])
-            fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias.detach())
+            fused.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
         layers[i], layers[i + 1] = fused, nn.Identity()
     return nn.Sequential(*[layer for layer in layers if not isinstance(layer, nn.Identity)])
 
@@ -68,8 +65,10 @@ def export_onnx(model: nn.Module, path: Path) -> None:
 
 def onnx_logits(path: Path, images: npt.NDArray[np.float32], batch: int = 2000) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = [session.run(None, {INPUT_NAME: images[i : i + batch]})[0]
-           for i in range(0, len(images), batch)]  # fmt: skip
+    out = [
+        session.run(None, {INPUT_NAME: images[i : i + batch]})[0]
+        for i in range(0, len(images), batch)
+    ]
     return np.concatenate(out)
 
 
@@ -91,4 +90,3 @@ def check_parity(
     if acc_onnx != acc_torch:
         raise ExportError(f"ONNX accuracy {acc_onnx:.4%} differs from torch {acc_torch:.4%}")
     return {"parity_max_abs_diff": diff, "onnx_test_accuracy": acc_onnx}
-

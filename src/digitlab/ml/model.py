@@ -34,10 +34,16 @@ def reference_net() -> nn.Sequential:
     """The reference project's Keras CNN, layer for layer (valid convolutions)."""
     return nn.Sequential(
         Normalize(0.0, 1.0),  # the reference fed raw x / 255
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, 13, 13)
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 5, 5)
-        nn.Flatten(), nn.Dropout(0.5), nn.Linear(64 * 5 * 5, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # (B, 32, 13, 13)
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # (B, 64, 5, 5)
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(64 * 5 * 5, 10),
+    )
 
 
 def fast_net(width: int = 32) -> nn.Sequential:
@@ -54,21 +60,27 @@ def fast_net(width: int = 32) -> nn.Sequential:
 
 
 def best_net(width: int = 32) -> nn.Sequential:
-    """A VGG-style stack with BatchNorm: two blocks of two 3x3 convolutions."""
+    """Five conv layers, downsampling by stride rather than pooling (cheaper on a
+    CPU for the same accuracy), global max pooling, dropout before the classifier."""
     w = width
     return nn.Sequential(
         Normalize(MNIST_MEAN, MNIST_STD),
-        *conv_bn(1, w), *conv_bn(w, w), nn.MaxPool2d(2),  # (B, w, 14, 14)
-        *conv_bn(w, 2 * w), *conv_bn(2 * w, 2 * w), nn.MaxPool2d(2),  # (B, 2w, 7, 7)
-        *conv_bn(2 * w, 4 * w), nn.AdaptiveMaxPool2d(1),  # (B, 4w, 1, 1)
-        nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w, 10),
-    )  # fmt: skip
+        *conv_bn(1, w, kernel=5),  # (B, w, 28, 28)
+        *conv_bn(w, w, stride=2),  # (B, w, 14, 14)
+        *conv_bn(w, 2 * w),  # (B, 2w, 14, 14)
+        *conv_bn(2 * w, 2 * w, stride=2),  # (B, 2w, 7, 7)
+        *conv_bn(2 * w, 4 * w),  # (B, 4w, 7, 7)
+        nn.AdaptiveMaxPool2d(1),  # (B, 4w, 1, 1)
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(4 * w, 10),
+    )
 
 
 ARCHITECTURES = {"reference": reference_net, "fast": fast_net, "best": best_net}
 
 
-def build_model(arch: str, width: int | None = None) -> nn.Module:
+def build_model(arch: str, width: int | None = None) -> nn.Sequential:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     factory = ARCHITECTURES[arch]

@@ -1,6 +1,6 @@
 """One training run end to end: data -> fit -> test -> ONNX export -> model folder.
 
-    digitlab train --recipe fast     # the CLI wraps `train_and_register`
+digitlab train --recipe fast     # the CLI wraps `train_and_register`
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ def git_commit() -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("-dirty" if dirty else "")
@@ -70,7 +73,7 @@ def test_metrics(result: FitResult, test: Split, staging: Path) -> dict[str, Any
     x, y = to_tensors(test.images, test.labels, torch.device("cpu"))
     torch_logits = predict_logits(model, x)
     metrics: dict[str, Any] = {
-        "test_accuracy": (torch_logits.argmax(1) == y).float().mean().item(),
+        "test_accuracy": int((torch_logits.argmax(1) == y).sum()) / len(y),
         "test_loss": F.cross_entropy(torch_logits, y).item(),
     }
     onnx_path = staging / registry.ONNX_FILE
@@ -81,9 +84,14 @@ def test_metrics(result: FitResult, test: Split, staging: Path) -> dict[str, Any
 
 
 def build_card(
-    version: str, cfg: TrainConfig, result: FitResult, train: Split, test: Split,
-    metrics: dict[str, Any], onnx_path: Path,
-) -> dict[str, Any]:  # fmt: skip
+    version: str,
+    cfg: TrainConfig,
+    result: FitResult,
+    train: Split,
+    test: Split,
+    metrics: dict[str, Any],
+    onnx_path: Path,
+) -> dict[str, Any]:
     last = result.history[-1]
     return {
         "version": version,

@@ -40,8 +40,10 @@ def training_progress(
 
     def on_epoch(row: dict[str, Any]) -> None:
         val = row.get("val_acc", math.nan)
-        stats = (f"loss {row['train_loss']:.4f}  acc {row['train_acc']:.2%}  "
-                 f"val {val:.2%}  {row['images_per_s']:,.0f} img/s")  # fmt: skip
+        stats = (
+            f"loss {row['train_loss']:.4f}  acc {row['train_acc']:.2%}  "
+            f"val {val:.2%}  {row['images_per_s']:,.0f} img/s"
+        )
         progress.update(task, completed=per_epoch, stats=stats)
         progress.console.print(f"epoch {row['epoch']}: {stats}  ({row['seconds']:.1f} s)")
         if row["epoch"] < epochs:

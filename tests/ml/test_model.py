@@ -1,0 +1,39 @@
+"""Network shapes and the BatchNorm folding used at export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from digitlab.ml.export import fold_batchnorm
+from digitlab.ml.model import ARCHITECTURES, build_model
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("batch", [1, 7])
+def test_each_architecture_maps_images_to_ten_logits(arch: str, batch: int) -> None:
+    model = build_model(arch).eval()
+    out = model(torch.rand(batch, 1, 28, 28))
+    assert out.shape == (batch, 10)
+    assert torch.isfinite(out).all()
+
+
+def test_unknown_architecture_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
+        build_model("resnet")
+
+
+@pytest.mark.parametrize("arch", ["fast", "best"])
+def test_folding_batchnorm_keeps_the_output(arch: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(arch)
+    # Non-trivial BatchNorm statistics, as after training.
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(64, 1, 28, 28) * 2)
+    model.eval()
+    folded = fold_batchnorm(model)  # type: ignore[arg-type]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(16, 1, 28, 28)
+    assert torch.allclose(model(x), folded(x), atol=1e-5)
