@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     model_dir: Path = Path("var/models")
     # Evaluation reports.
     report_dir: Path = Path("var/reports")
+    # The prediction store: embedded SQLite by default, or
+    # postgresql+psycopg://user:password@host:5432/dbname
+    database_url: str = "sqlite:///var/digitlab.db"
 
 
 def get_settings() -> Settings:

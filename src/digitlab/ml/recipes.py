@@ -27,6 +27,7 @@ class TrainConfig:
     max_shift: float = 0.0  # pixels
     max_rotate: float = 0.0  # degrees
     max_scale: float = 0.0  # relative, e.g. 0.1 for 0.9..1.1
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0: off
     val_size: int = 5000  # held out of the training split for curves and selection
     seed: int = 0
     bf16: bool = True  # bf16 autocast where the hardware has it

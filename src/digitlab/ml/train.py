@@ -11,13 +11,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitlab.ml.augment import random_affine
 from digitlab.ml.model import build_model
@@ -33,6 +34,10 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     device: str = "cpu"
+
+
+def ema_fn(decay: float) -> Any:
+    return get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
 
 
 def pick_device() -> torch.device:
@@ -116,6 +121,7 @@ def train_one_epoch(
     generator: torch.Generator,
     use_bf16: bool,
     on_step: StepCallback | None = None,
+    ema: AveragedModel | None = None,
 ) -> dict[str, float]:
     model.train()
     device = x.device
@@ -142,6 +148,8 @@ def train_one_epoch(
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         # Accumulate on the device: no host sync per step.
         loss_sum += loss.detach() * len(idx)
         correct += (logits.detach().argmax(1) == yb).sum()
@@ -196,6 +204,13 @@ def fit(
     epochs = 1 if cfg.dry_run else cfg.epochs
     sched = make_schedule(opt, cfg, steps_per_epoch * epochs)
     use_bf16 = cfg.bf16 and bf16_supported(device)
+    # The averaged copy includes BatchNorm statistics (use_buffers), so it is a
+    # complete model that can be evaluated and exported as is.
+    ema = (
+        AveragedModel(model, multi_avg_fn=ema_fn(cfg.ema), use_buffers=True)
+        if cfg.ema > 0
+        else None
+    )
 
     result = FitResult(model=model, device=str(device))
     started = time.perf_counter()
@@ -204,11 +219,12 @@ def fit(
         lr = opt.param_groups[0]["lr"]
         row: dict[str, Any] = {"epoch": epoch, "lr": lr}
         row |= train_one_epoch(
-            model, x_train, y_train, opt, sched, cfg, generator, use_bf16, on_step
+            model, x_train, y_train, opt, sched, cfg, generator, use_bf16, on_step, ema
         )
         train_time = time.perf_counter() - t0
+        final = model if ema is None else cast(nn.Sequential, ema.module)
         if val_size:
-            val = evaluate(model, x_val, y_val)
+            val = evaluate(final, x_val, y_val)
             row |= {"val_loss": val["loss"], "val_acc": val["acc"]}
         row["seconds"] = time.perf_counter() - t0
         n_seen = cfg.batch_size if cfg.dry_run else len(x_train)
@@ -217,5 +233,5 @@ def fit(
         if on_epoch is not None:
             on_epoch(row)
     result.train_seconds = time.perf_counter() - started
-    model.eval()
+    result.model = final.eval()
     return result
