@@ -59,19 +59,23 @@ def misclassified_png(
 
 
 def curves_png(history: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
-    epochs = [row["epoch"] for row in history]
+    """Loss and accuracy per epoch, train and validation; one line per ensemble member."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-        if history and key in history[0]:
-            ax_loss.plot(epochs, [row[key] for row in history], marker="o", label=label)
-    for key, label in (("train_acc", "train"), ("val_acc", "validation")):
-        if history and key in history[0]:
-            ax_acc.plot(epochs, [row[key] for row in history], marker="o", label=label)
+    members = sorted({row.get("member", 0) for row in history})
+    for member in members:
+        rows = [row for row in history if row.get("member", 0) == member]
+        suffix = f" (member {member + 1})" if len(members) > 1 else ""
+        epochs = [row["epoch"] for row in rows]
+        for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
+            for split, name in (("train", "train"), ("val", "validation")):
+                key = f"{split}_{metric}"
+                if rows and key in rows[0]:
+                    ax.plot(epochs, [r[key] for r in rows], marker="o", label=name + suffix)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=7)
     fig.suptitle(f"Training curves {title}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -94,3 +94,10 @@ def test_failed_export_leaves_no_half_written_version(
     with pytest.raises(ExportError):
         train_and_register(get_recipe("fast").replace(dry_run=True), settings)
     assert list(settings.model_dir.iterdir()) == []
+
+
+def test_an_ensemble_exports_as_one_onnx_file(settings: Settings) -> None:
+    model = train_and_register(get_recipe("fast").replace(dry_run=True, members=2), settings)
+    assert model.card["config"]["members"] == 2
+    assert 0 <= model.card["metrics"]["parity_max_abs_diff"] <= 1e-4
+    assert {row["member"] for row in model.card["history"]} == {0, 1}

@@ -37,3 +37,17 @@ def test_folding_batchnorm_keeps_the_output(arch: str) -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     x = torch.rand(16, 1, 28, 28)
     assert torch.allclose(model(x), folded(x), atol=1e-5)
+
+
+def test_ensemble_outputs_log_probabilities_and_folds() -> None:
+    from digitlab.ml.export import fold_model
+    from digitlab.ml.model import Ensemble
+
+    torch.manual_seed(0)
+    ensemble = Ensemble([build_model("fast"), build_model("fast")]).eval()
+    x = torch.rand(4, 1, 28, 28)
+    out = ensemble(x)
+    assert out.shape == (4, 10)
+    members = [m(x).log_softmax(1) for m in ensemble.members]
+    assert torch.allclose(out, (members[0] + members[1]) / 2, atol=1e-6)
+    assert torch.allclose(fold_model(ensemble)(x), out, atol=1e-5)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import copy
 import warnings
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import torch
 from torch import nn
+
+from digitlab.ml.model import Ensemble
 
 OPSET = 18
 INPUT_NAME = "image"  # (N, 1, 28, 28) float32 in [0, 1], light ink on black
@@ -43,6 +46,13 @@ def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
             fused.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
         layers[i], layers[i + 1] = fused, nn.Identity()
     return nn.Sequential(*[layer for layer in layers if not isinstance(layer, nn.Identity)])
+
+
+def fold_model(model: nn.Module) -> nn.Module:
+    """`fold_batchnorm` for a network or for each member of an Ensemble."""
+    if isinstance(model, Ensemble):
+        return Ensemble([fold_batchnorm(cast(nn.Sequential, m)) for m in model.members])
+    return fold_batchnorm(cast(nn.Sequential, model))
 
 
 def export_onnx(model: nn.Module, path: Path) -> None:

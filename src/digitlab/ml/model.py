@@ -77,6 +77,18 @@ def best_net(width: int = 32) -> nn.Sequential:
     )
 
 
+class Ensemble(nn.Module):
+    """Several networks as one: the output is the mean of their log-probabilities,
+    a valid logit vector whose softmax is the normalised geometric mean."""
+
+    def __init__(self, members: list[nn.Sequential]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x).float().log_softmax(1) for m in self.members]).mean(0)
+
+
 ARCHITECTURES = {"reference": reference_net, "fast": fast_net, "best": best_net}
 
 

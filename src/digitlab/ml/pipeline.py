@@ -28,7 +28,7 @@ from digitlab.ml.export import (
     OUTPUT_NAME,
     check_parity,
     export_onnx,
-    fold_batchnorm,
+    fold_model,
     onnx_logits,
 )
 from digitlab.ml.model import MNIST_MEAN, MNIST_STD
@@ -77,7 +77,7 @@ def test_metrics(result: FitResult, test: Split, staging: Path) -> dict[str, Any
         "test_loss": F.cross_entropy(torch_logits, y).item(),
     }
     onnx_path = staging / registry.ONNX_FILE
-    export_onnx(fold_batchnorm(model), onnx_path)
+    export_onnx(fold_model(model), onnx_path)
     pixels = (test.images[:, None].astype(np.float32) / 255.0).astype(np.float32)
     metrics |= check_parity(torch_logits.numpy(), onnx_logits(onnx_path, pixels), test.labels)
     return metrics
@@ -92,7 +92,7 @@ def build_card(
     metrics: dict[str, Any],
     onnx_path: Path,
 ) -> dict[str, Any]:
-    last = result.history[-1]
+    last = result.history[-1]  # the last epoch of the last member
     return {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -106,7 +106,7 @@ def build_card(
         "config": cfg.to_dict(),
         "metrics": metrics
         | {
-            "val_accuracy": last.get("val_acc"),
+            "val_accuracy": result.val_acc,
             "train_seconds": round(result.train_seconds, 3),
             "images_per_s": round(last["images_per_s"], 1),
             "device": result.device,
@@ -152,7 +152,12 @@ def train_and_register(
         metrics = test_metrics(result, test, staging)
         metrics["export_seconds"] = round(time.perf_counter() - t0, 3)
         torch.save(
-            {"arch": cfg.arch, "width": cfg.width, "state_dict": result.model.state_dict()},
+            {
+                "arch": cfg.arch,
+                "width": cfg.width,
+                "members": cfg.members,
+                "state_dict": result.model.state_dict(),
+            },
             staging / "model.pt",
         )
         card = build_card(version, cfg, result, train, test, metrics, staging / registry.ONNX_FILE)

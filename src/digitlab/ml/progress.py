@@ -20,6 +20,7 @@ def training_progress(
     """Yields (on_epoch, on_step) callbacks for `fit` that drive the bar."""
     per_epoch = 60_000 - cfg.val_size if not cfg.dry_run else cfg.batch_size
     epochs = 1 if cfg.dry_run else cfg.epochs
+    members = cfg.members
     progress = Progress(
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
         BarColumn(),
@@ -45,9 +46,11 @@ def training_progress(
             f"val {val:.2%}  {row['images_per_s']:,.0f} img/s"
         )
         progress.update(task, completed=per_epoch, stats=stats)
-        progress.console.print(f"epoch {row['epoch']}: {stats}  ({row['seconds']:.1f} s)")
-        if row["epoch"] < epochs:
-            progress.update(task, completed=0, epoch=row["epoch"] + 1)
+        who = f"member {row['member'] + 1}/{members} " if members > 1 else ""
+        progress.console.print(f"{who}epoch {row['epoch']}: {stats}  ({row['seconds']:.1f} s)")
+        last = row["epoch"] == epochs and row["member"] == members - 1
+        if not last:
+            progress.update(task, completed=0, epoch=row["epoch"] % epochs + 1)
 
     with progress:
         yield on_epoch, on_step

@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitlab.ml.augment import random_affine
-from digitlab.ml.model import build_model
+from digitlab.ml.model import Ensemble, build_model
 from digitlab.ml.recipes import TrainConfig
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -30,9 +30,10 @@ StepCallback = Callable[[int], None]
 
 @dataclass
 class FitResult:
-    model: nn.Sequential
+    model: nn.Module  # one nn.Sequential, or an Ensemble of them
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    val_acc: float | None = None
     device: str = "cpu"
 
 
@@ -187,7 +188,9 @@ def fit(
     device: torch.device | None = None,
 ) -> FitResult:
     """Train a model on (N, 28, 28) uint8 images; the last `cfg.val_size` of a seeded
-    shuffle are held out for validation. Deterministic for a given seed and device."""
+    shuffle are held out for validation. With `cfg.members` > 1, trains that many
+    networks from different seeds and returns their Ensemble. Deterministic for a
+    given seed and device."""
     device = device or pick_device()
     seed_everything(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -195,8 +198,39 @@ def fit(
     split = torch.randperm(len(x), generator=generator).to(device)
     val_size = min(cfg.val_size, len(x) // 5)
     train_idx, val_idx = split[: len(x) - val_size], split[len(x) - val_size :]
-    x_train, y_train, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+    train = (x[train_idx], y[train_idx])
+    val = (x[val_idx], y[val_idx]) if val_size else None
 
+    result = FitResult(model=nn.Sequential(), device=str(device))
+    started = time.perf_counter()
+    members = []
+    for member in range(cfg.members):
+        seed = cfg.seed + 1000 * member
+        seed_everything(seed)
+        generator.manual_seed(seed)
+        model = train_member(cfg, train, val, generator, member, result, on_epoch, on_step)
+        members.append(model)
+    result.model = members[0] if len(members) == 1 else Ensemble(members)
+    result.train_seconds = time.perf_counter() - started
+    if val is not None:
+        result.val_acc = evaluate(result.model, *val)["acc"]
+    result.model.eval()
+    return result
+
+
+def train_member(
+    cfg: TrainConfig,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    generator: torch.Generator,
+    member: int,
+    result: FitResult,
+    on_epoch: EpochCallback | None,
+    on_step: StepCallback | None,
+) -> nn.Sequential:
+    """Train one network; appends a history row per epoch to `result`."""
+    x_train, y_train = train
+    device = x_train.device
     model = build_model(cfg.arch, cfg.width).to(device)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = make_optimizer(model, cfg)
@@ -211,27 +245,20 @@ def fit(
         if cfg.ema > 0
         else None
     )
-
-    result = FitResult(model=model, device=str(device))
-    started = time.perf_counter()
+    final = model if ema is None else cast(nn.Sequential, ema.module)
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        lr = opt.param_groups[0]["lr"]
-        row: dict[str, Any] = {"epoch": epoch, "lr": lr}
+        row: dict[str, Any] = {"member": member, "epoch": epoch, "lr": opt.param_groups[0]["lr"]}
         row |= train_one_epoch(
             model, x_train, y_train, opt, sched, cfg, generator, use_bf16, on_step, ema
         )
         train_time = time.perf_counter() - t0
-        final = model if ema is None else cast(nn.Sequential, ema.module)
-        if val_size:
-            val = evaluate(final, x_val, y_val)
-            row |= {"val_loss": val["loss"], "val_acc": val["acc"]}
+        if val is not None:
+            scores = evaluate(final, *val)
+            row |= {"val_loss": scores["loss"], "val_acc": scores["acc"]}
         row["seconds"] = time.perf_counter() - t0
-        n_seen = cfg.batch_size if cfg.dry_run else len(x_train)
-        row["images_per_s"] = n_seen / train_time
+        row["images_per_s"] = (cfg.batch_size if cfg.dry_run else len(x_train)) / train_time
         result.history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-    result.train_seconds = time.perf_counter() - started
-    result.model = final.eval()
-    return result
+    return final.eval()
