@@ -1,0 +1,1 @@
+"""Migration revisions, one file each, named <date>_<revision>_<slug>.py."""

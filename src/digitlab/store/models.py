@@ -1,0 +1,157 @@
+"""The prediction store's tables (SQLAlchemy 2 typed declarative).
+
+Images are stored as the raw 784 bytes of the 28x28 uint8 array the model saw, row by
+row (`array.tobytes()`, C order, 0 = black), so a read-back is bit for bit the input:
+`np.frombuffer(row.image, np.uint8).reshape(28, 28)`. `sha256` is of those 784 bytes.
+
+Schema changes go through the Alembic migrations in `digitlab/store/migrations`; the
+application never calls `create_all` (tests compare the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    REAL,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+IMAGE_BYTES = 28 * 28
+# An upload is kept as sent only up to this size; larger ones keep just the 28x28 image.
+MAX_ORIGINAL_BYTES = 512 * 1024
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+# float4[] on PostgreSQL (compact, queryable), a JSON list on SQLite; compare the values
+# read back as float32 (PostgreSQL returns each float4's shortest decimal form).
+Probabilities = JSON().with_variant(ARRAY(REAL()), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps read back time-zone aware on both backends (SQLite's are UTC, naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def created_at_column() -> Mapped[datetime]:
+    return mapped_column(UtcDateTime(), server_default=func.now(), nullable=False)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ModelRow(Base):
+    """One model version, registered the first time it is trained or used."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(100), unique=True)
+    dataset: Mapped[str] = mapped_column(String(50))
+    onnx_sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        # At most one active version: a unique index over the rows where it is true.
+        Index(
+            "uq_models_is_active",
+            "is_active",
+            unique=True,
+            postgresql_where=text("is_active"),
+            sqlite_where=text("is_active"),
+        ),
+    )
+
+
+class InputData(Base):
+    """An image digitlab saw: the 28x28 the model scored, and the upload as sent."""
+
+    __tablename__ = "input_data"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    image: Mapped[bytes] = mapped_column(LargeBinary)
+    original: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    label: Mapped[int | None] = mapped_column(SmallInteger)
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        CheckConstraint(f"length(image) = {IMAGE_BYTES}", name="image_size"),
+        CheckConstraint(f"length(original) <= {MAX_ORIGINAL_BYTES}", name="original_size"),
+        CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),
+    )
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    input_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("input_data.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    label: Mapped[int] = mapped_column(SmallInteger)
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[list[float]] = mapped_column(Probabilities)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),
+        CheckConstraint("confidence BETWEEN 0 AND 1", name="confidence_range"),
+    )
+
+
+class Feedback(Base):
+    """A person's correction of a prediction; the latest one for a prediction counts."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("predictions.id", ondelete="CASCADE"), index=True
+    )
+    label: Mapped[int] = mapped_column(SmallInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),)
