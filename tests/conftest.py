@@ -22,6 +22,7 @@ def settings(tmp_path: Path) -> Settings:
         model_dir=tmp_path / "models",
         report_dir=tmp_path / "reports",
         mirrors=[],
+        database_url=f"sqlite:///{tmp_path / 'digitlab.db'}",  # never the repository's var/
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -43,4 +44,5 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("DIGITLAB_MODEL_DIR", str(settings.model_dir))
     monkeypatch.setenv("DIGITLAB_REPORT_DIR", str(settings.report_dir))
     monkeypatch.setenv("DIGITLAB_FASHION_DOWNLOAD_DIR", str(settings.fashion_download_dir))
+    monkeypatch.setenv("DIGITLAB_DATABASE_URL", settings.database_url)
     return settings

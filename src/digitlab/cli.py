@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from digitlab import registry
+from digitlab import registry, store_cli
 from digitlab.config import Settings, get_settings
 from digitlab.data import DATASETS, SPLITS, DataError, load_split
 
@@ -108,6 +108,7 @@ def train(
         **{k: v for k, v in overrides.items() if v is not None},
     )
     model = run_training(cfg, settings, activate=activate)
+    store_cli.register_trained(model, settings, active=activate)
     print_card(model.card)
 
 
@@ -263,6 +264,10 @@ def run() -> None:
 
         run_training(get_recipe("fast"), settings, activate=True)
     print_card(registry.resolve(settings.model_dir).card)
+
+
+# db, demo, score, predictions, stats: the prediction store's commands.
+store_cli.register(app, friendly_errors)
 
 
 def main() -> None:

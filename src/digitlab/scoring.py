@@ -1,0 +1,139 @@
+"""Predict and record: the reference pipeline (`digitlab demo`) and bulk scoring
+(`digitlab score`), composed from onnxruntime inference and the prediction store.
+
+digitlab demo --count 3
+digitlab score --dataset mnist --split test
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine
+
+from digitlab.data import Split
+from digitlab.inference import OnnxClassifier
+from digitlab.registry import ModelVersion
+from digitlab.store import crud, db
+
+CHUNK = 1000  # images per inference call and per write; the progress bar's step
+
+
+def ensure_model(engine: Engine, model: ModelVersion, *, active: bool) -> int:
+    """The model version's id in `models`, registering it on first use; its own short
+    transaction, so concurrent scoring runs do not wait on each other's."""
+    card = model.card
+    with db.transaction(engine) as session:
+        return crud.register_model(
+            session,
+            version=model.version,
+            dataset=card["dataset"]["name"],
+            onnx_sha256=card["onnx"]["sha256"],
+            metrics=card.get("metrics", {}),
+            active=active,
+        )
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    stored: int
+    labelled: int  # how many came with a true label
+    correct: int  # of those, how many the model got right
+    seconds: float
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+def score(
+    engine: Engine,
+    classifier: OnnxClassifier,
+    model_id: int,
+    images: npt.NDArray[np.uint8],
+    *,
+    sources: Sequence[str],
+    labels: Sequence[int | None],
+    originals: Sequence[bytes | None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ScoreResult:
+    """Predict every image and store inputs and predictions in one transaction: all of
+    them or, on any failure, none."""
+    start = time.perf_counter()
+    labelled = correct = 0
+    with db.transaction(engine) as session:
+        for lo in range(0, len(images), CHUNK):
+            hi = min(lo + CHUNK, len(images))
+            t = time.perf_counter()
+            probs = classifier.probabilities(images[lo:hi])
+            per_image_ms = (time.perf_counter() - t) * 1000 / (hi - lo)
+            crud.record_batch(
+                session,
+                images=images[lo:hi],
+                probabilities=probs,
+                model_id=model_id,
+                sources=sources[lo:hi],
+                labels=labels[lo:hi],
+                latency_ms=per_image_ms,
+                originals=originals[lo:hi] if originals is not None else None,
+            )
+            for predicted, label in zip(probs.argmax(axis=1), labels[lo:hi], strict=True):
+                if label is not None:
+                    labelled += 1
+                    correct += int(predicted == label)
+            if on_progress is not None:
+                on_progress(hi - lo)
+    return ScoreResult(len(images), labelled, correct, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class DemoSample:
+    input_id: int
+    prediction_id: int
+    source: str
+    true_label: int
+    predicted: int
+    confidence: float
+
+
+def demo(
+    engine: Engine,
+    classifier: OnnxClassifier,
+    model_id: int,
+    split: Split,
+    *,
+    count: int,
+    rng: np.random.Generator,
+) -> list[DemoSample]:
+    """What the reference application did, per sample and in one transaction each:
+    store the image, read it back and check it bit for bit, predict the stored copy,
+    store the prediction linked to it."""
+    samples = []
+    for index in rng.choice(len(split.labels), size=count, replace=False):
+        image, label = split.images[index], int(split.labels[index])
+        source = f"dataset:{split.dataset}/{split.split}/{index}"
+        with db.transaction(engine) as session:
+            input_id = crud.record_input(session, image=image, source=source, label=label)
+            stored = crud.read_image(session, input_id=input_id)
+            if stored.tobytes() != image.tobytes():
+                raise db.StoreError(f"input {input_id}: the stored image differs from the original")
+            t = time.perf_counter()
+            probs = classifier.probabilities(stored[None])[0]
+            latency_ms = (time.perf_counter() - t) * 1000
+            prediction_id = crud.record_prediction(
+                session,
+                input_id=input_id,
+                model_id=model_id,
+                probabilities=probs,
+                latency_ms=latency_ms,
+            )
+        samples.append(
+            DemoSample(
+                input_id, prediction_id, source, label, int(probs.argmax()), float(probs.max())
+            )
+        )
+    return samples

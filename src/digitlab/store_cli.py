@@ -1,0 +1,293 @@
+"""The prediction store's commands, registered on the `digitlab` app by cli.py:
+
+digitlab db upgrade | downgrade REVISION | current
+digitlab demo [--count N]
+digitlab score --dataset mnist --split test   |   digitlab score --folder DIR
+digitlab predictions [--limit N] [--model VERSION] [--label D] [--wrong]
+digitlab stats
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from digitlab import registry
+from digitlab.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from digitlab.inference import OnnxClassifier
+    from digitlab.scoring import ScoreResult
+
+# Messages stay on one line however narrow the terminal; tables get room for ids.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+TABLE_WIDTH = 140
+
+
+def print_table(table: Table) -> None:
+    console.print(table, width=max(console.width, TABLE_WIDTH), soft_wrap=False)
+
+
+db_app = typer.Typer(help="The prediction store's schema.", no_args_is_help=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def store_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """A database that is wrong, unreachable, behind or gone: one line, exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from digitlab.store.db import StoreError
+
+        try:
+            return fn(*args, **kwargs)
+        except StoreError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def register(app: typer.Typer, friendly_errors: Callable[[Callable[..., Any]], Any]) -> None:
+    """Add the store's commands to `app`, with cli.py's error handling around them."""
+    app.add_typer(db_app, name="db")
+    for name, fn in (("upgrade", db_upgrade), ("downgrade", db_downgrade), ("current", db_current)):
+        db_app.command(name)(friendly_errors(store_errors(fn)))
+    for fn in (demo, score, predictions, stats):
+        app.command()(friendly_errors(store_errors(fn)))
+
+
+def database_configured(settings: Settings) -> bool:
+    """Set explicitly, or the default embedded database already exists: training then
+    registers its model; otherwise it does not create a database as a side effect."""
+    from digitlab.store.db import parse_url
+
+    if "database_url" in settings.model_fields_set:
+        return True
+    database = parse_url(settings.database_url).database
+    return database is not None and Path(database).is_file()
+
+
+def register_trained(model: registry.ModelVersion, settings: Settings, *, active: bool) -> None:
+    """Called by `digitlab train`: record the new version in the configured database."""
+    from digitlab.scoring import ensure_model
+    from digitlab.store.db import StoreError, open_engine
+
+    if not database_configured(settings):
+        return
+    try:
+        ensure_model(open_engine(settings.database_url), model, active=active)
+    except StoreError as exc:  # the model is published; it registers on first use
+        err_console.print(f"[yellow]warning:[/yellow] not registered in the database: {exc}")
+
+
+def current_model(settings: Settings, version: str | None) -> tuple[Engine, OnnxClassifier, int]:
+    """Engine (schema checked), classifier and database id of `version` (default: current)."""
+    from digitlab.inference import OnnxClassifier
+    from digitlab.scoring import ensure_model
+    from digitlab.store.db import open_engine
+
+    engine = open_engine(settings.database_url)
+    model = registry.resolve(settings.model_dir, version)
+    classifier = OnnxClassifier(model)
+    active = model.version == registry.current_version(settings.model_dir)
+    return engine, classifier, ensure_model(engine, model, active=active)
+
+
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database schema up to date (the deployment runs this)."""
+    from digitlab.store import db, migrate
+
+    engine = db.make_engine(get_settings().database_url)
+    db.ping(engine)
+    with db.translate_errors(engine):
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine, revision)
+        after = migrate.current_revision(engine)
+    console.print(f"schema of {db.display(engine.url)}: {before or 'empty'} -> {after}")
+
+
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+) -> None:
+    """Undo migrations down to REVISION (`base` drops every table and its data)."""
+    from digitlab.store import db, migrate
+
+    engine = db.make_engine(get_settings().database_url)
+    db.ping(engine)
+    with db.translate_errors(engine):
+        before = migrate.current_revision(engine)
+        migrate.downgrade(engine, revision)
+        after = migrate.current_revision(engine)
+    console.print(f"schema of {db.display(engine.url)}: {before or 'empty'} -> {after or 'empty'}")
+
+
+def db_current() -> None:
+    """Print the schema revision of the database and the one this digitlab needs."""
+    from digitlab.store import db, migrate
+
+    engine = db.make_engine(get_settings().database_url)
+    db.ping(engine)
+    with db.translate_errors(engine):
+        current = migrate.current_revision(engine)
+    head = migrate.head_revision()
+    state = "up to date" if current == head else "behind: run `digitlab db upgrade`"
+    console.print(f"{db.display(engine.url)}: revision {current or 'none'} (head {head}, {state})")
+
+
+def demo(
+    count: Annotated[int, typer.Option(min=1, max=10000, help="How many samples.")] = 1,
+    seed: Annotated[int | None, typer.Option(help="Pick the same samples each time.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model version; default: current.")] = None,
+) -> None:
+    """The reference pipeline: store MNIST test samples, check them, predict, record."""
+    import numpy as np
+
+    from digitlab.data import load_split
+    from digitlab.scoring import demo as run_demo
+
+    settings = get_settings()
+    engine, classifier, model_id = current_model(settings, model)
+    split = load_split("mnist", "test", settings)
+    samples = run_demo(
+        engine, classifier, model_id, split, count=count, rng=np.random.default_rng(seed)
+    )
+    table = Table(title=f"model {classifier.model.version}, round trip bit for bit: ok")
+    for col in ("input id", "prediction id", "sample", "true", "predicted", "confidence"):
+        table.add_column(col)
+    for s in samples:
+        row = (s.input_id, s.prediction_id, s.source, s.true_label, s.predicted)
+        table.add_row(*map(str, row), f"{s.confidence:.2%}")
+    print_table(table)
+
+
+def score(
+    dataset: Annotated[str | None, typer.Option(help="A dataset: mnist, fashion-mnist.")] = None,
+    split: Annotated[str, typer.Option(help="The dataset's split.")] = "test",
+    folder: Annotated[
+        Path | None, typer.Option(help="Score image files (PNG, JPEG, BMP, GIF, TIFF).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model version; default: current.")] = None,
+) -> None:
+    """Predict a dataset split or a folder of images and store every input and prediction."""
+    import numpy as np
+
+    from digitlab.cli import UsageError
+    from digitlab.imagefiles import load_folder
+    from digitlab.scoring import score as run_score
+
+    if (dataset is None) == (folder is None):
+        raise UsageError("give either --dataset (with --split) or --folder")
+    settings = get_settings()
+    labels: list[int | None]
+    originals: list[bytes | None] | None
+    if dataset is not None:
+        from digitlab.data import load_split
+
+        data = load_split(dataset, split, settings)
+        images, labels = data.images[:limit], [int(y) for y in data.labels[:limit]]
+        sources = [f"dataset:{dataset}/{split}/{i}" for i in range(len(labels))]
+        originals = None
+    else:
+        assert folder is not None
+        files = load_folder(folder)[:limit]  # all decoded before anything is written
+        images = np.stack([f.image for f in files])
+        sources = [f"file:{f.name}"[:200] for f in files]
+        labels = [None] * len(files)
+        originals = [f.original for f in files]
+    engine, classifier, model_id = current_model(settings, model)
+    with Progress(
+        "scoring", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
+    ) as progress:
+        task = progress.add_task("score", total=len(images))
+        result = run_score(
+            engine,
+            classifier,
+            model_id,
+            images,
+            sources=sources,
+            labels=labels,
+            originals=originals,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    print_score(result, classifier.model.version)
+
+
+def print_score(result: ScoreResult, version: str) -> None:
+    rate = result.stored / result.seconds if result.seconds else 0.0
+    console.print(
+        f"stored {result.stored} predictions of model {version} "
+        f"in {result.seconds:.2f} s ({rate:,.0f}/s)"
+    )
+    if result.accuracy is not None:
+        wrong = result.labelled - result.correct
+        console.print(
+            f"accuracy {result.accuracy:.2%} ({wrong} wrong of {result.labelled} labelled)"
+        )
+
+
+def predictions(
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
+    model: Annotated[str | None, typer.Option(help="Only this model version.")] = None,
+    label: Annotated[int | None, typer.Option(min=0, max=9, help="Predicted label.")] = None,
+    wrong: Annotated[bool, typer.Option(help="Only those whose true label differs.")] = False,
+) -> None:
+    """List recent predictions."""
+    from digitlab.store import db, queries
+
+    engine = db.open_engine(get_settings().database_url)
+    with db.transaction(engine) as session:
+        rows = queries.recent_predictions(
+            session, limit=limit, model=model, label=label, wrong=wrong
+        )
+    if not rows:
+        console.print("no predictions match")
+        return
+    table = Table()
+    for col in ("id", "input", "created", "model", "predicted", "confidence", "true", "source"):
+        table.add_column(col)
+    for r in rows:
+        true = "?" if r.true_label is None else str(r.true_label)
+        created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(str(r.id), str(r.input_id), created, r.model_version, str(r.label),
+                      f"{r.confidence:.2%}", true, r.source)  # fmt: skip
+    print_table(table)
+
+
+def stats() -> None:
+    """Accuracy per model version over inputs with a true label or feedback."""
+    from digitlab.store import db, queries
+
+    engine = db.open_engine(get_settings().database_url)
+    with db.transaction(engine) as session:
+        found = queries.stats_by_model(session)
+    if not found:
+        console.print("no predictions with a known true label yet")
+        return
+    for s in found:
+        console.print(
+            f"model {s.version}: accuracy {s.accuracy:.2%} ({s.correct} of {s.count})",
+            highlight=False,
+        )
+        table = Table(title="confusion (rows: true, columns: predicted)", title_justify="left")
+        table.add_column("")
+        for d in range(10):
+            table.add_column(str(d), justify="right")
+        for d, row in enumerate(s.confusion):
+            table.add_row(str(d), *(str(n) if n else "." for n in row))
+        print_table(table)

@@ -1,0 +1,65 @@
+"""Store fixtures: every test that takes `db_url` runs on SQLite and on a real
+PostgreSQL server that the session starts itself (never a mock)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from digitlab.config import Settings
+from digitlab.data import Split
+from digitlab.inference import OnnxClassifier
+from digitlab.registry import resolve
+from digitlab.store import db, migrate
+from digitlab.store.testing_pg import PostgresServer
+from tests.conftest import MNIST_DIR
+from tests.utils.onnx_model import make_model
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with PostgresServer.start() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """The database at the current schema."""
+    engine = db.make_engine(db_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, mnist_train: Split) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    make_model(folder, mnist_train)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def classifier(model_dir: Path) -> OnnxClassifier:
+    return OnnxClassifier(resolve(model_dir), threads=1)
+
+
+@pytest.fixture
+def store_env(db_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for CLI tests, exported to the environment the commands read."""
+    values = {"DATA_DIR": str(MNIST_DIR), "MODEL_DIR": str(model_dir), "DATABASE_URL": db_url}
+    for key, value in values.items():
+        monkeypatch.setenv(f"DIGITLAB_{key}", value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
