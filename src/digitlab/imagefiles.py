@@ -50,8 +50,10 @@ def decode(data: bytes, name: str) -> npt.NDArray[np.uint8]:
         with Image.open(io.BytesIO(data)) as picture:
             picture.load()
             return to_mnist(picture)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageFileError(f"{name}: not a readable image ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageFileError(f"{name}: not an image file Pillow can read") from None
+    except (OSError, ValueError) as exc:  # truncated or corrupt data
+        raise ImageFileError(f"{name}: a broken image file ({exc})") from None
 
 
 def load_folder(folder: Path) -> list[ImageFile]:

@@ -35,7 +35,8 @@ TABLE_WIDTH = 140
 
 
 def print_table(table: Table) -> None:
-    console.print(table, width=max(console.width, TABLE_WIDTH), soft_wrap=False)
+    # A console of its own: print(width=...) can only narrow the output, not widen it.
+    Console(width=max(console.width, TABLE_WIDTH)).print(table)
 
 
 db_app = typer.Typer(help="The prediction store's schema.", no_args_is_help=True)
@@ -45,16 +46,23 @@ R = TypeVar("R")
 
 
 def store_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """A database that is wrong, unreachable, behind or gone: one line, exit 1."""
+    """A database that is wrong, unreachable, behind or gone, a broken image file, a
+    missing model: one unwrapped line and exit 1 (cli.py's handler is the safety net)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from digitlab.cli import UsageError
+        from digitlab.data import DataError
+        from digitlab.imagefiles import ImageFileError
         from digitlab.store.db import StoreError
 
         try:
             return fn(*args, **kwargs)
-        except StoreError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        except UsageError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except (StoreError, ImageFileError, registry.RegistryError, DataError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -63,3 +63,9 @@ def store_env(db_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     for key, value in values.items():
         monkeypatch.setenv(f"DIGITLAB_{key}", value)
     return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def cli_env(store_env: Settings, engine: Engine) -> Settings:
+    """`store_env` on a database already at the current schema (as a deployment has it)."""
+    return store_env
