@@ -202,6 +202,8 @@ def score(
     if (dataset is None) == (folder is None):
         raise UsageError("give either --dataset (with --split) or --folder")
     settings = get_settings()
+    # The database first: a wrong URL fails before minutes of loading or decoding.
+    engine, classifier, model_id = current_model(settings, model)
     labels: list[int | None]
     originals: list[bytes | None] | None
     if dataset is not None:
@@ -218,7 +220,6 @@ def score(
         sources = [f"file:{f.name}"[:200] for f in files]
         labels = [None] * len(files)
         originals = [f.original for f in files]
-    engine, classifier, model_id = current_model(settings, model)
     with Progress(
         "scoring", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
     ) as progress:
