@@ -120,3 +120,12 @@ def test_run_trains_when_no_model_exists_then_reuses_it(
     code, _ = run("run")
     assert code == 0
     assert len([p for p in env.model_dir.iterdir() if p.is_dir()]) == 1
+
+
+def test_fashion_mnist_trains_through_the_same_commands(env: Settings) -> None:
+    code, out = run("train", "--dataset", "fashion-mnist", "--dry-run")
+    assert code == 0, out
+    (version,) = [p for p in env.model_dir.iterdir() if p.is_dir()]
+    card = json.loads((version / "model.json").read_text())
+    assert card["dataset"]["name"] == "fashion-mnist"
+    assert card["dataset"]["checksums"]["t10k-images-idx3-ubyte.gz"].startswith("5b4141f0")

@@ -1,7 +1,8 @@
 """The training loop: `fit` trains a model from a TrainConfig on uint8 images.
 
-Reads top to bottom: pick the device, split off validation, build the model and
-optimizer, then `train_one_epoch` / `evaluate` per epoch.
+Reads top to bottom: pick the device, split off validation, then per network
+(`train_member`) build the model and optimizer and run `train_one_epoch` /
+`evaluate` per epoch; several networks (`members` > 1) become one Ensemble.
 """
 
 from __future__ import annotations
