@@ -58,9 +58,9 @@ def in_process(engine: Engine, model: registry.ModelVersion) -> float:
     return time.perf_counter() - start
 
 
-def whole_command(url: str) -> float:
+def whole_command(engine: Engine) -> float:
     """The command as a user runs it, interpreter start-up included."""
-    env = os.environ | {"DIGITLAB_DATABASE_URL": url}
+    env = os.environ | {"DIGITLAB_DATABASE_URL": engine.url.render_as_string(False)}
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "digitlab", "score", "--dataset", "mnist", "--split", "test"],
@@ -124,7 +124,7 @@ def main() -> None:
             args.runs, lambda i: in_process(fresh_engine(server, f"fast{i}"), model)
         )
         cli, cli_runs = median_of(
-            args.runs, lambda i: whole_command(server.create_database(f"cli{i}"))
+            args.runs, lambda i: whole_command(fresh_engine(server, f"cli{i}"))
         )
         slow = naive(fresh_engine(server, "naive"), model, args.baseline) * n / args.baseline
 

@@ -172,3 +172,22 @@ def test_score_then_list_and_count(cli_env: Settings, mnist_test: Split) -> None
     result = runner.invoke(app, ["stats"])
     assert result.exit_code == 0, result.output
     assert f"({300 - wrong} of 300)" in result.output and "confusion" in result.output
+
+
+def test_training_registers_its_version_when_a_database_is_configured(
+    engine: Engine, db_url: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digitlab.store_cli import register_trained
+
+    model = resolve(model_dir)
+    configured = Settings(model_dir=model_dir, database_url=db_url, _env_file=None)  # type: ignore[call-arg]
+    register_trained(model, configured, active=True)
+    with db.transaction(engine) as s:
+        assert s.scalars(select(ModelRow.version).where(ModelRow.is_active)).all() == [
+            model.version
+        ]
+
+    monkeypatch.chdir(tmp_path)  # the default URL is relative: var/digitlab.db
+    monkeypatch.delenv("DIGITLAB_DATABASE_URL", raising=False)
+    register_trained(model, Settings(_env_file=None), active=True)  # type: ignore[call-arg]
+    assert not (tmp_path / "var").exists()  # no database created as a side effect
