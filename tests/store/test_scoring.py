@@ -169,6 +169,12 @@ def test_score_then_list_and_count(cli_env: Settings, mnist_test: Split) -> None
     assert result.exit_code == 0
     assert len(re.findall(r"dataset:mnist/test/", result.output)) == 5
 
+    version = resolve(cli_env.model_dir).version
+    result = runner.invoke(app, ["predictions", "--model", version, "--limit", "2"])
+    assert len(re.findall(r"dataset:mnist/test/", result.output)) == 2
+    result = runner.invoke(app, ["predictions", "--model", "another-version"])
+    assert result.exit_code == 0 and "no predictions match" in result.output
+
     result = runner.invoke(app, ["stats"])
     assert result.exit_code == 0, result.output
     assert f"({300 - wrong} of 300)" in result.output and "confusion" in result.output
