@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -59,13 +60,18 @@ def store_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except UsageError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            print_error(exc)
             raise typer.Exit(2) from None
         except (StoreError, ImageFileError, registry.RegistryError, DataError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            print_error(exc)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def print_error(exc: Exception) -> None:
+    # escape: database messages carry brackets ("float4[]", "[Errno 2]") Rich would eat.
+    err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
 
 
 def register(app: typer.Typer, friendly_errors: Callable[[Callable[..., Any]], Any]) -> None:

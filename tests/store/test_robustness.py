@@ -31,13 +31,15 @@ runner = CliRunner()
         ("mysql://user@localhost/digitlab", "unsupported database 'mysql'"),
         ("postgresql+psycopg://postgres@127.0.0.1:{port}/digitlab", "cannot connect"),
         ("postgresql://nobody@127.0.0.1:{port}/digitlab", "cannot connect"),
-        ("sqlite:////dev/null/digitlab.db", "/dev/null"),
+        ("sqlite:////dev/null/digitlab.db", "cannot create the folder"),
+        ("sqlite:///{tmp}/not-a-database.db", "file is not a database"),
     ],
 )
 def test_a_wrong_or_unreachable_url_is_one_line_and_exit_1(
-    url: str, message: str, monkeypatch: pytest.MonkeyPatch, model_dir: Path
+    url: str, message: str, monkeypatch: pytest.MonkeyPatch, model_dir: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("DIGITLAB_DATABASE_URL", url.format(port=free_port()))
+    (tmp_path / "not-a-database.db").write_bytes(b"some other file " * 100)
+    monkeypatch.setenv("DIGITLAB_DATABASE_URL", url.format(port=free_port(), tmp=tmp_path))
     monkeypatch.setenv("DIGITLAB_MODEL_DIR", str(model_dir))
     monkeypatch.setenv("DIGITLAB_DATA_DIR", str(MNIST_DIR))
     for command in (["stats"], ["db", "upgrade"], ["score", "--dataset", "mnist"]):
