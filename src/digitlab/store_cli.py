@@ -136,7 +136,9 @@ def db_upgrade(
 
 
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+    revision: Annotated[
+        str, typer.Argument(help="A revision id, base (drops everything) or `-- -1` (one step).")
+    ],
 ) -> None:
     """Undo migrations down to REVISION (`base` drops every table and its data)."""
     from digitlab.store import db, migrate
