@@ -5,17 +5,21 @@ digitlab --help
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from digitlab import registry, store_cli
+from digitlab.cli_common import (
+    UsageError,
+    console,
+    err_console,
+    friendly_errors,
+    print_table,
+)
 from digitlab.config import Settings, get_settings
-from digitlab.data import DATASETS, SPLITS, DataError, load_split
+from digitlab.data import DATASETS, SPLITS, load_split
 
 app = typer.Typer(
     help="digitlab: handwritten-digit recognition, from training to serving.",
@@ -27,43 +31,6 @@ models_app = typer.Typer(help="List model versions and choose the default.", no_
 data_app = typer.Typer(help="Download and verify datasets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
-
-console = Console()
-err_console = Console(stderr=True)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class UsageError(Exception):
-    """A command-line argument that makes no sense."""
-
-
-def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Known failures become one readable line and a non-zero exit, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from digitlab.registry import RegistryError
-
-        try:
-            return fn(*args, **kwargs)
-        except UsageError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-        except (DataError, RegistryError, ValueError, OSError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-        except ImportError as exc:
-            err_console.print(
-                f"[red]error:[/red] {exc.name or exc} is not installed; "
-                "training needs the [train] extra: pip install 'digitlab[train]'",
-                highlight=False,
-            )
-            raise typer.Exit(1) from None
-
-    return wrapper
-
 
 DatasetOpt = Annotated[str, typer.Option(help=f"Dataset: {', '.join(DATASETS)}.")]
 
@@ -88,7 +55,7 @@ def train(
         bool, typer.Option(help="Do nothing when a default model already exists.")
     ] = False,
 ) -> None:
-    """Train a model, export it to ONNX and register it as a new version."""
+    """Train a model, export it to ONNX, publish a new version."""
     from digitlab.ml.recipes import get_recipe  # torch only loads for training
 
     settings = get_settings()
@@ -148,7 +115,7 @@ def print_card(card: dict[str, Any]) -> None:
     ]
     for key, value in rows:
         table.add_row(key, str(value))
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -157,7 +124,7 @@ def evaluate(
     version: Annotated[str | None, typer.Argument(help="Model version; default: current.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Default: the model's dataset.")] = None,
 ) -> None:
-    """Test accuracy, per-class precision/recall and a report folder with plots."""
+    """Test-set metrics and a report folder with plots."""
     from digitlab.evaluation import evaluate as run_eval
     from digitlab.evaluation import write_report
 
@@ -181,7 +148,7 @@ def evaluate(
             f"{row['recall']:.2%}",
             str(row["support"]),
         )
-    console.print(table)
+    print_table(table)
     console.print(f"report: {out}")
 
 
@@ -211,15 +178,16 @@ def models_list(ctx: typer.Context) -> None:
             f"{m.get('train_seconds', 0):.1f}",
             v.card.get("created_at", "?"),
         )
-    console.print(table)
+    print_table(table)
 
 
 @models_app.command("use")
 @friendly_errors
 def models_use(version: Annotated[str, typer.Argument(help="The version to serve.")]) -> None:
     """Make VERSION the default model (atomic switch)."""
-    settings = get_settings()
-    registry.set_current(settings.model_dir, version)
+    from digitlab.lifecycle import activate_model
+
+    activate_model(get_settings(), version)
     console.print(f"default model is now {version}")
 
 
@@ -257,7 +225,7 @@ def data_verify(dataset: DatasetOpt = "mnist") -> None:
 @app.command()
 @friendly_errors
 def run() -> None:
-    """The main job: train a model if none exists yet, then show it."""
+    """The main job: train a model if none exists, then show it."""
     settings = get_settings()
     if registry.current_version(settings.model_dir) is None:
         from digitlab.ml.recipes import get_recipe
@@ -267,7 +235,7 @@ def run() -> None:
 
 
 # db, demo, score, predictions, stats: the prediction store's commands.
-store_cli.register(app, friendly_errors)
+store_cli.register(app)
 
 
 def main() -> None:

@@ -9,19 +9,23 @@ digitlab stats
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from digitlab import registry
+from digitlab.cli_common import (
+    UsageError,
+    console,
+    err_console,
+    friendly_errors,
+    print_table,
+)
 from digitlab.config import Settings, get_settings
+from digitlab.lifecycle import database_configured
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -29,69 +33,16 @@ if TYPE_CHECKING:
     from digitlab.inference import OnnxClassifier
     from digitlab.scoring import ScoreResult
 
-# Messages stay on one line however narrow the terminal; tables get room for ids.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-TABLE_WIDTH = 140
-
-
-def print_table(table: Table) -> None:
-    # A console of its own: print(width=...) can only narrow the output, not widen it.
-    Console(width=max(console.width, TABLE_WIDTH)).print(table)
-
-
 db_app = typer.Typer(help="The prediction store's schema.", no_args_is_help=True)
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-
-def store_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """A database that is wrong, unreachable, behind or gone, a broken image file, a
-    missing model: one unwrapped line and exit 1 (cli.py's handler is the safety net)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from digitlab.cli import UsageError
-        from digitlab.data import DataError
-        from digitlab.imagefiles import ImageFileError
-        from digitlab.store.db import StoreError
-
-        try:
-            return fn(*args, **kwargs)
-        except UsageError as exc:
-            print_error(exc)
-            raise typer.Exit(2) from None
-        except (StoreError, ImageFileError, registry.RegistryError, DataError) as exc:
-            print_error(exc)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def print_error(exc: Exception) -> None:
-    # escape: database messages carry brackets ("float4[]", "[Errno 2]") Rich would eat.
-    err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-
-
-def register(app: typer.Typer, friendly_errors: Callable[[Callable[..., Any]], Any]) -> None:
-    """Add the store's commands to `app`, with cli.py's error handling around them."""
+def register(app: typer.Typer) -> None:
+    """Add the store's commands to `app`, each behind `friendly_errors`."""
     app.add_typer(db_app, name="db")
     for name, fn in (("upgrade", db_upgrade), ("downgrade", db_downgrade), ("current", db_current)):
-        db_app.command(name)(friendly_errors(store_errors(fn)))
+        db_app.command(name)(friendly_errors(fn))
     for fn in (demo, score, predictions, stats):
-        app.command()(friendly_errors(store_errors(fn)))
-
-
-def database_configured(settings: Settings) -> bool:
-    """Set explicitly, or the default embedded database already exists: training then
-    registers its model; otherwise it does not create a database as a side effect."""
-    from digitlab.store.db import parse_url
-
-    if "database_url" in settings.model_fields_set:
-        return True
-    database = parse_url(settings.database_url).database
-    return database is not None and Path(database).is_file()
+        app.command()(friendly_errors(fn))
 
 
 def register_trained(model: registry.ModelVersion, settings: Settings, *, active: bool) -> None:
@@ -170,7 +121,7 @@ def demo(
     seed: Annotated[int | None, typer.Option(help="Pick the same samples each time.")] = None,
     model: Annotated[str | None, typer.Option(help="Model version; default: current.")] = None,
 ) -> None:
-    """The reference pipeline: store MNIST test samples, check them, predict, record."""
+    """The reference pipeline: store, read back, predict, record."""
     import numpy as np
 
     from digitlab.data import load_split
@@ -200,10 +151,9 @@ def score(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     model: Annotated[str | None, typer.Option(help="Model version; default: current.")] = None,
 ) -> None:
-    """Predict a dataset split or a folder of images and store every input and prediction."""
+    """Predict a split or a folder of images; store every row."""
     import numpy as np
 
-    from digitlab.cli import UsageError
     from digitlab.imagefiles import load_folder
     from digitlab.scoring import score as run_score
 
@@ -287,7 +237,7 @@ def predictions(
 
 
 def stats() -> None:
-    """Accuracy per model version over inputs with a true label or feedback."""
+    """Accuracy per model version over labelled inputs."""
     from digitlab.store import db, queries
 
     engine = db.open_engine(get_settings().database_url)
