@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# In this project's workspace the MNIST files lie beside the checkout; elsewhere the
+# per-user default (~/.cache/digitlab/mnist) is used and filled by the first download.
+ifneq ($(wildcard ../shared/mnist/train-images-idx3-ubyte.gz),)
 export DIGITLAB_DATA_DIR ?= $(abspath ../shared/mnist)
+endif
 
 .PHONY: help run test lint typecheck unit bench clean
 
