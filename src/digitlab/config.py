@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # The prediction store: embedded SQLite by default, or
     # postgresql+psycopg://user:password@host:5432/dbname
     database_url: str = "sqlite:///var/digitlab.db"
+    # The prediction service (`digitlab serve`).
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bearer token for the model-activation endpoint; unset: the endpoint is off.
+    admin_token: str | None = None
+    # Largest request body the service reads; larger ones get 413.
+    max_upload_bytes: int = 5 * 1024 * 1024
 
 
 def get_settings() -> Settings:
