@@ -1,22 +1,20 @@
-"""Image files (PNG, JPEG, BMP, GIF, TIFF) turned into 28x28 uint8 arrays for the model.
+"""A folder of image files (PNG, JPEG, BMP, GIF, WebP, TIFF) turned into 28x28 digits,
+through the same conversion the service uses (`digitlab.preprocess`).
 
-`to_mnist` is deliberately simple for now (a later issue brings full MNIST-style
-preprocessing; it replaces that one function): flatten transparency onto white, convert
-to grayscale, resize the whole picture to 28x28 (Lanczos), and invert when the border is
-light, since MNIST digits are light ink on a black background.
+digitlab score --folder DIR
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+from digitlab.preprocess import ImageError, image_to_digit
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 class ImageFileError(ValueError):
@@ -30,30 +28,11 @@ class ImageFile:
     original: bytes  # the file as it was
 
 
-def to_mnist(picture: Image.Image) -> npt.NDArray[np.uint8]:
-    """(28, 28) uint8, light ink on black, from any picture Pillow can open."""
-    picture = ImageOps.exif_transpose(picture)
-    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
-        rgba = picture.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        picture = Image.alpha_composite(white, rgba)
-    gray = picture.convert("L").resize((28, 28), Image.Resampling.LANCZOS)
-    pixels = np.asarray(gray, dtype=np.uint8)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    if border.mean() > 127:  # dark ink on a light background
-        pixels = 255 - pixels
-    return np.ascontiguousarray(pixels, dtype=np.uint8)
-
-
 def decode(data: bytes, name: str) -> npt.NDArray[np.uint8]:
     try:
-        with Image.open(io.BytesIO(data)) as picture:
-            picture.load()
-            return to_mnist(picture)
-    except UnidentifiedImageError:
-        raise ImageFileError(f"{name}: not an image file Pillow can read") from None
-    except (OSError, ValueError) as exc:  # truncated or corrupt data
-        raise ImageFileError(f"{name}: a broken image file ({exc})") from None
+        return image_to_digit(data)
+    except ImageError as exc:
+        raise ImageFileError(f"{name}: {exc}") from None
 
 
 def load_folder(folder: Path) -> list[ImageFile]:

@@ -1,0 +1,196 @@
+"""Any reasonable image to the 28x28 input the model expects, made the way MNIST was made.
+
+MNIST digits are light ink on black, scaled to fit a 20x20 box with their aspect ratio
+kept, then placed in a 28x28 field with their centre of mass at its centre. A picture of
+a digit (dark ink on a light canvas of a few hundred pixels, anywhere, any size) goes
+through the same steps:
+
+1. decode (PNG, JPEG, BMP, GIF, WebP, TIFF; the first frame), honouring EXIF orientation;
+2. flatten transparency onto white, convert to grayscale;
+3. invert when the background (the border's median) is light;
+4. subtract the background level and stretch the ink to 0..255;
+5. crop to the ink's bounding box;
+6. scale the crop to fit 20x20, keeping its aspect ratio (anti-aliased);
+7. place it in 28x28 with its centre of mass at the centre.
+
+A 28x28 picture is taken to be in the model's format already: steps 1-3 only, so an
+MNIST image passes through unchanged (inverted back if it was saved inverted).
+Pure numpy and Pillow; no torch.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+SIZE = 28
+BOX = 20
+# Limits against decompression bombs, checked from the header before any pixel is decoded.
+MAX_SIDE = 8192
+MAX_PIXELS = 4096 * 4096
+# Larger pictures are shrunk to this before normalising: plenty for a 20x20 result.
+WORK_SIDE = 1024
+# Ink below this fraction of the strongest ink does not count for the bounding box
+# (JPEG ringing, paper texture).
+INK_THRESHOLD = 0.2
+# Less contrast than this (of 255) between ink and background: a blank picture.
+MIN_CONTRAST = 16.0
+
+Gray = npt.NDArray[np.float32]
+Digit = npt.NDArray[np.uint8]  # (28, 28), light ink on black
+
+
+class ImageError(ValueError):
+    """Bytes that cannot be turned into a digit image; the message says why."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image whose dimensions exceed the limits (a decompression bomb, or a poster)."""
+
+
+def decode(data: bytes) -> Image.Image:
+    """Open and fully decode the first frame of an image, with its EXIF orientation applied."""
+    if not data:
+        raise ImageError("the image is empty (0 bytes)")
+    try:
+        picture = Image.open(io.BytesIO(data), formats=FORMATS)
+        check_size(picture.size)
+        if picture.format == "JPEG":  # decode at a reduced scale when that is enough
+            picture.draft(picture.mode, (WORK_SIDE, WORK_SIDE))
+        picture.load()
+        return ImageOps.exif_transpose(picture)
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(
+            f"the image is too large; at most {MAX_SIDE} pixels a side and "
+            f"{MAX_PIXELS // 1_000_000} megapixels"
+        ) from None
+    except UnidentifiedImageError:
+        kinds = ", ".join(FORMATS)
+        raise ImageError(f"not an image file that can be read; send one of: {kinds}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        if isinstance(exc, ImageError):
+            raise
+        raise ImageError(f"a broken or truncated image file ({exc})") from None
+
+
+def check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageError(f"the image has no pixels ({width}x{height})")
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ImageTooLargeError(
+            f"the image is too large: {width}x{height} pixels; the limit is {MAX_SIDE} a side and "
+            f"{MAX_PIXELS // 1_000_000} megapixels: scale it down first"
+        )
+
+
+def grayscale(picture: Image.Image) -> Gray:
+    """(H, W) float32 in 0..255 as the picture shows it: transparency flattened onto white."""
+    if picture.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        pixels = np.asarray(picture, dtype=np.float32)
+        top = 65535.0 if picture.mode.startswith("I;16") else float(pixels.max())
+        low = 0.0 if picture.mode.startswith("I;16") else min(0.0, float(pixels.min()))
+        scaled = (pixels - low) * (255.0 / (top - low)) if top > low else pixels * 0
+        return np.clip(np.nan_to_num(scaled), 0, 255).astype(np.float32)
+    if picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info:
+        rgba = picture.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        picture = Image.alpha_composite(white, rgba)
+    elif picture.mode not in ("L", "RGB", "1", "P"):
+        picture = picture.convert("RGB")  # CMYK, YCbCr, LAB...
+    return np.asarray(picture.convert("L"), dtype=np.float32)
+
+
+def shrink(picture: Image.Image) -> Image.Image:
+    """A large picture reduced to at most WORK_SIDE a side (JPEG decodes it smaller)."""
+    if max(picture.size) <= WORK_SIDE:
+        return picture
+    scale = WORK_SIDE / max(picture.size)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    return picture.resize(size, Image.Resampling.BOX)
+
+
+def light_ink(gray: Gray) -> Gray:
+    """Inverted when the background is light, so ink is light on black as in MNIST."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if float(np.median(border)) > 127.5:
+        return np.float32(255) - gray
+    return gray
+
+
+def normalise(ink: Gray) -> Digit:
+    """Light-ink-on-dark pixels of any size to a centred 28x28 digit (steps 4-7)."""
+    border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
+    background = float(np.median(border))
+    strongest = float(ink.max())
+    if strongest - background < MIN_CONTRAST:
+        return np.zeros((SIZE, SIZE), dtype=np.uint8)  # blank: nothing to centre
+    stretched = np.clip((ink - background) * (255.0 / (strongest - background)), 0, 255)
+    rows, cols = np.nonzero(stretched >= INK_THRESHOLD * 255)
+    crop = stretched[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    digit = fit_box(crop.astype(np.float32))
+    return centre(digit)
+
+
+def fit_box(crop: Gray) -> Gray:
+    """Scaled so its longer side is BOX pixels, keeping the aspect ratio."""
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BOX if scale < 0.5 else Image.Resampling.BILINEAR
+    if scale < 0.5:  # two steps: area averaging, then a smooth final resize
+        mid = (size[0] * 2, size[1] * 2)
+        crop = np.asarray(Image.fromarray(crop).resize(mid, resample), np.float32)
+        resample = Image.Resampling.BILINEAR
+    scaled = np.asarray(Image.fromarray(crop).resize(size, resample), np.float32)
+    top = float(scaled.max())
+    if top <= 0:
+        return scaled
+    stretched: Gray = np.clip(scaled * (255.0 / top), 0, 255).astype(np.float32)
+    return stretched
+
+
+def centre(digit: Gray) -> Digit:
+    """Placed in a 28x28 field so that its centre of mass lands on the field's centre."""
+    height, width = digit.shape
+    total = float(digit.sum())
+    ys, xs = np.indices(digit.shape)
+    cy = float((ys * digit).sum()) / total if total else (height - 1) / 2
+    cx = float((xs * digit).sum()) / total if total else (width - 1) / 2
+    # Where MNIST's own centres of mass lie: (14.0, 14.0) on average in pixel indices,
+    # half a pixel past the geometric middle (13.5).
+    middle = SIZE / 2
+    top, left = round(middle - cy), round(middle - cx)
+    field = np.zeros((SIZE, SIZE), dtype=np.float32)
+    # Clip the paste to the field: a lopsided digit may overhang a little.
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(SIZE, top + height), min(SIZE, left + width)
+    field[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
+    return np.rint(field).astype(np.uint8)
+
+
+def to_mnist(picture: Image.Image) -> Digit:
+    """(28, 28) uint8, light ink on black, from a decoded picture."""
+    if picture.size == (SIZE, SIZE):
+        return np.rint(light_ink(grayscale(picture))).astype(np.uint8)
+    return normalise(light_ink(grayscale(shrink(picture))))
+
+
+def image_to_digit(data: bytes) -> Digit:
+    """Image file bytes to the (28, 28) uint8 digit the model sees; ImageError if unusable."""
+    picture = decode(data)
+    try:
+        return to_mnist(picture)
+    except (OSError, ValueError) as exc:  # a mode or layout Pillow decodes but cannot convert
+        raise ImageError(f"cannot convert this image ({exc})") from None
+
+
+def model_input(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """(N, 28, 28) uint8 to the model's (N, 1, 28, 28) float32 input in [0, 1]."""
+    scaled: npt.NDArray[Any] = digits.reshape(-1, 1, SIZE, SIZE).astype(np.float32) / 255
+    return scaled.astype(np.float32)
