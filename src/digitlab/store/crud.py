@@ -237,3 +237,56 @@ def _copy_batch(
             copy.set_types(["int8", "int4", "int2", "float8", "float4[]", "float8"])
             for k, i in enumerate(ids):
                 copy.write_row((i, model_id, predicted[k], confidence[k], probs[k], latency_ms))
+
+
+def record_predictions(
+    session: Session,
+    *,
+    images: Images,
+    probabilities: Probs,
+    model_id: int,
+    sources: Sequence[str],
+    labels: Sequence[int | None],
+    latency_ms: float,
+    originals: Sequence[bytes | None] | None = None,
+) -> list[tuple[int, int]]:
+    """Store inputs with their predictions and return their (input id, prediction id)
+    pairs, in order: what the service answers with. One multi-row INSERT per table."""
+    n = len(images)
+    if not n == len(probabilities) == len(sources) == len(labels):
+        raise ValueError("images, probabilities, sources and labels differ in length")
+    for label in labels:
+        check_label(label)
+    kept = [o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n]
+    data = [image_bytes(image) for image in images]
+    input_ids = session.scalars(
+        insert(InputData).returning(InputData.id, sort_by_parameter_order=True),
+        [
+            {
+                "image": d,
+                "original": kept[i],
+                "sha256": hashlib.sha256(d).hexdigest(),
+                "source": sources[i],
+                "label": labels[i],
+            }
+            for i, d in enumerate(data)
+        ],
+    ).all()
+    predicted = probabilities.argmax(axis=1).tolist()
+    confidence = np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist()
+    probs = probabilities.astype(float).tolist()
+    prediction_ids = session.scalars(
+        insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
+        [
+            {
+                "input_id": input_ids[i],
+                "model_id": model_id,
+                "label": predicted[i],
+                "confidence": confidence[i],
+                "probabilities": probs[i],
+                "latency_ms": latency_ms,
+            }
+            for i in range(n)
+        ],
+    ).all()
+    return list(zip(input_ids, prediction_ids, strict=True))

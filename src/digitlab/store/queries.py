@@ -26,6 +26,8 @@ class PredictionRecord:
     true_label: int | None
     source: str
     created_at: datetime
+    probabilities: list[float]
+    latency_ms: float
 
 
 @dataclass
@@ -73,18 +75,29 @@ def recent_predictions(
     model: str | None = None,
     label: int | None = None,
     wrong: bool = False,
+    offset: int = 0,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    prediction_id: int | None = None,
 ) -> list[PredictionRecord]:
     """Newest first; `label` filters on the predicted label, `wrong` keeps the
-    predictions whose known true label differs."""
+    predictions whose known true label differs, `since` (inclusive) and `until`
+    (exclusive) bound the time they were made."""
     query, truth = _with_truth()
     query = query.add_columns(truth)
+    if prediction_id is not None:
+        query = query.where(Prediction.id == prediction_id)
+    if since is not None:
+        query = query.where(Prediction.created_at >= since)
+    if until is not None:
+        query = query.where(Prediction.created_at < until)
     if model is not None:
         query = query.where(ModelRow.version == model)
     if label is not None:
         query = query.where(Prediction.label == label)
     if wrong:
         query = query.where(truth.is_not(None), truth != Prediction.label)
-    rows = session.execute(query.order_by(Prediction.id.desc()).limit(limit)).all()
+    rows = session.execute(query.order_by(Prediction.id.desc()).offset(offset).limit(limit)).all()
     return [
         PredictionRecord(
             id=p.id,
@@ -95,9 +108,16 @@ def recent_predictions(
             true_label=true_label,
             source=i.source,
             created_at=p.created_at,
+            probabilities=[float(x) for x in p.probabilities],
+            latency_ms=p.latency_ms,
         )
         for p, i, version, true_label in rows
     ]
+
+
+def get_prediction(session: Session, *, prediction_id: int) -> PredictionRecord | None:
+    found = recent_predictions(session, limit=1, prediction_id=prediction_id)
+    return found[0] if found else None
 
 
 def stats_by_model(session: Session) -> list[ModelStats]:
