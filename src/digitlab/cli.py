@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from digitlab import registry, store_cli
+from digitlab import registry, serve_cli, store_cli
 from digitlab.cli_common import (
     UsageError,
     console,
@@ -225,17 +225,19 @@ def data_verify(dataset: DatasetOpt = "mnist") -> None:
 @app.command()
 @friendly_errors
 def run() -> None:
-    """The main job: train a model if none exists, then show it."""
+    """The main job: train a model if none exists, then serve it."""
     settings = get_settings()
     if registry.current_version(settings.model_dir) is None:
         from digitlab.ml.recipes import get_recipe
 
         run_training(get_recipe("fast"), settings, activate=True)
     print_card(registry.resolve(settings.model_dir).card)
+    serve_cli.serve_forever(settings)
 
 
 # db, demo, score, predictions, stats: the prediction store's commands.
 store_cli.register(app)
+serve_cli.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,63 @@
+"""The FastAPI application: `create_app(settings)`; `digitlab serve` runs it with uvicorn.
+
+digitlab serve --host 127.0.0.1 --port 8000     # then open http://127.0.0.1:8000/docs
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from digitlab import registry
+from digitlab.api import errors, health, models, predict, predictions, schemas
+from digitlab.api.metrics import MetricsMiddleware
+from digitlab.api.service import Service, prepare_engine
+from digitlab.config import Settings
+from digitlab.predictor import Predictor
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("digitlab.api")
+
+
+def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
+    """The service over `settings`' database and model folder. The database may be down
+    (the service starts not ready); a schema that is behind raises StoreError."""
+    if service is None:
+        service = Service(settings, prepare_engine(settings), Predictor(settings.model_dir))
+    try:
+        service.metrics.serving(service.predictor.model.version)
+    except registry.RegistryError as exc:
+        log.warning("%s; /readyz reports it until a model is activated", exc)
+    app = FastAPI(
+        title="digitlab",
+        summary="Handwritten-digit recognition: predictions, stored with their inputs.",
+        version="1",
+    )
+    app.state.service = service
+    errors.install(app)
+    for router in (predict.router, predictions.router, models.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    # The reference API's path, so its clients work unchanged.
+    app.add_api_route(
+        "/predict",
+        predict.predict,
+        methods=["POST"],
+        response_model=schemas.PredictOut,
+        openapi_extra=predict.ONE_BODY,
+        tags=["predict"],
+        summary="Predict (the reference API's path)",
+    )
+    app.add_middleware(
+        MetricsMiddleware, metrics=service.metrics, max_body=settings.max_upload_bytes
+    )
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory digitlab.api.app:app_from_environment` (settings from the
+    environment), e.g. to run several worker processes."""
+    from digitlab.config import get_settings
+
+    return create_app(get_settings())

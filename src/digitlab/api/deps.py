@@ -1,0 +1,58 @@
+"""Dependencies of the routes, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from digitlab.api.service import Service
+from digitlab.config import Settings
+from digitlab.store import db
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_settings(service: ServiceDep) -> Settings:
+    return service.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(service: ServiceDep) -> Iterator[Session]:
+    """A read transaction; database errors become a 503 through the error handlers."""
+    with db.transaction(service.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_admin(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """`Authorization: Bearer <DIGITLAB_ADMIN_TOKEN>`; without a configured token the
+    admin endpoints are off."""
+    token = settings.admin_token
+    if not token:
+        raise HTTPException(403, "model activation is off: set DIGITLAB_ADMIN_TOKEN to enable it")
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401,
+            "a valid admin token is needed: send `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,80 @@
+"""Errors as JSON `{"detail": "..."}` with a message a user can act on: bad input is a
+4xx, a database or model that is not there a 503, and anything unexpected a plain 500
+without a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from digitlab.api.metrics import BodyTooLargeError, too_large_message
+from digitlab.preprocess import ImageError, ImageTooLargeError
+from digitlab.registry import RegistryError
+from digitlab.store.db import StoreError
+
+log = logging.getLogger("digitlab.api")
+
+
+class BadInputError(Exception):
+    """A request the service cannot use; `status` is the 4xx to answer with."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    """FastAPI's error list as one line: `where: what`, for each problem."""
+    parts = []
+    for problem in exc.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is not valid"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(BadInputError)
+    async def bad_input(_: Request, exc: BadInputError) -> JSONResponse:
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(ImageError)
+    async def bad_image(_: Request, exc: ImageError) -> JSONResponse:
+        return error(413 if isinstance(exc, ImageTooLargeError) else 422, str(exc))
+
+    @app.exception_handler(BodyTooLargeError)
+    async def body_too_large(_: Request, exc: BodyTooLargeError) -> JSONResponse:
+        return error(413, too_large_message(exc.limit))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(422, describe_validation(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        response = error(exc.status_code, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(StoreError)
+    async def store_down(_: Request, exc: StoreError) -> JSONResponse:
+        log.warning("database error: %s", exc)
+        return error(503, f"the prediction store is unavailable, nothing was stored: {exc}")
+
+    @app.exception_handler(RegistryError)
+    async def no_model(_: Request, exc: RegistryError) -> JSONResponse:
+        return error(503, f"no model to serve: {exc}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error(500, "internal error; the service logged the details")

@@ -1,0 +1,55 @@
+"""Model versions: list them, see the serving one, switch it without a restart."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from digitlab import registry
+from digitlab.api.deps import AdminDep, ServiceDep
+from digitlab.api.schemas import ModelOut
+from digitlab.lifecycle import activate_model
+
+router = APIRouter(tags=["models"])
+
+
+def _out(model: registry.ModelVersion, current: str | None, serving: str | None) -> ModelOut:
+    card = model.card
+    return ModelOut(
+        version=model.version,
+        dataset=str(card.get("dataset", {}).get("name", "?")),
+        recipe=card.get("recipe"),
+        created_at=card.get("created_at"),
+        metrics=card.get("metrics", {}),
+        current=model.version == current,
+        serving=model.version == serving,
+    )
+
+
+@router.get("/models", response_model=list[ModelOut])
+def list_models(service: ServiceDep) -> list[ModelOut]:
+    """Every model version in the registry, oldest first."""
+    model_dir = service.settings.model_dir
+    current = registry.current_version(model_dir)
+    serving = service.predictor.model.version if current else None
+    return [_out(m, current, serving) for m in registry.list_versions(model_dir)]
+
+
+@router.get("/models/current", response_model=ModelOut)
+def current_model(service: ServiceDep) -> ModelOut:
+    """The model version this service answers with."""
+    model = service.predictor.model  # RegistryError (503) when there is none
+    return _out(model, registry.current_version(service.settings.model_dir), model.version)
+
+
+@router.post("/models/{version}/activate", response_model=ModelOut)
+async def activate(version: str, service: ServiceDep, _admin: AdminDep) -> ModelOut:
+    """Make VERSION the serving model, without a restart (needs the admin token)."""
+    model_dir = service.settings.model_dir
+    try:
+        registry.load_version(model_dir, version)
+    except registry.RegistryError as exc:
+        raise HTTPException(404, str(exc)) from None
+    await run_in_threadpool(activate_model, service.settings, version)
+    model = await run_in_threadpool(lambda: service.predictor.model)  # load it now
+    return _out(model, version, model.version)

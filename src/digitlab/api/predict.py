@@ -1,0 +1,116 @@
+"""POST /api/v1/predict and /api/v1/predict/batch (and the reference's POST /predict)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from digitlab.api.deps import ServiceDep
+from digitlab.api.schemas import MAX_BATCH, BatchOut, PredictOut
+from digitlab.api.service import Service, Stored
+from digitlab.api.uploads import Upload, read_batch, read_one
+from digitlab.preprocess import ImageError, image_to_digit
+
+router = APIRouter(tags=["predict"])
+
+_IMAGE_JSON = {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": {"type": "string", "description": "base64 image file (data: URL allowed)"},
+        "true_label": {"type": "integer", "minimum": 0, "maximum": 9},
+    },
+}
+
+
+def _body(json_schema: dict[str, Any], files: str) -> dict[str, Any]:
+    # The routes read the body themselves (JSON or multipart), so OpenAPI is told here.
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": json_schema},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "description": files},
+                            "true_label": {"type": "integer", "minimum": 0, "maximum": 9},
+                        },
+                    }
+                },
+            },
+        }
+    }
+
+
+ONE_BODY = _body(_IMAGE_JSON, "one image file")
+BATCH_BODY = _body(
+    {"type": "object", "properties": {"images": {"type": "array", "items": _IMAGE_JSON}}},
+    f"repeat the `file` part, up to {MAX_BATCH} times",
+)
+
+
+def _digits(uploads: list[Upload]) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    digits = []
+    for k, upload in enumerate(uploads):
+        try:
+            digits.append(image_to_digit(upload.data))
+        except ImageError as exc:
+            if len(uploads) == 1:
+                raise
+            raise type(exc)(f"image {k}: {exc}") from None
+    return np.stack(digits)
+
+
+def _predict(service: Service, uploads: list[Upload]) -> Stored:
+    # Everything decoded first: one bad image stores nothing of the batch.
+    return service.predict_and_store(
+        _digits(uploads),
+        sources=[u.source[:200] for u in uploads],
+        labels=[u.label for u in uploads],
+        originals=[u.data for u in uploads],
+    )
+
+
+def _results(stored: Stored, latency_ms: float) -> list[PredictOut]:
+    probs = stored.batch.probabilities
+    return [
+        PredictOut(
+            prediction=int(probs[k].argmax()),
+            confidence=float(probs[k].max()),
+            probabilities=[float(p) for p in probs[k]],
+            input_data_id=input_id,
+            prediction_id=prediction_id,
+            model_version=stored.batch.model.version,
+            latency_ms=latency_ms,
+        )
+        for k, (input_id, prediction_id) in enumerate(stored.ids)
+    ]
+
+
+@router.post("/predict", response_model=PredictOut, openapi_extra=ONE_BODY)
+async def predict(request: Request, service: ServiceDep) -> PredictOut:
+    """Predict the digit in one image; the input and the prediction are stored first."""
+    start = time.perf_counter()
+    upload = await read_one(request)
+    stored = await run_in_threadpool(_predict, service, [upload])
+    return _results(stored, (time.perf_counter() - start) * 1000)[0]
+
+
+@router.post("/predict/batch", response_model=BatchOut, openapi_extra=BATCH_BODY)
+async def predict_batch(request: Request, service: ServiceDep) -> BatchOut:
+    """Predict up to 256 images in one request, all stored in one transaction."""
+    start = time.perf_counter()
+    uploads = await read_batch(request)
+    stored = await run_in_threadpool(_predict, service, uploads)
+    latency_ms = (time.perf_counter() - start) * 1000
+    return BatchOut(
+        model_version=stored.batch.model.version,
+        predictions=_results(stored, latency_ms),
+        latency_ms=latency_ms,
+    )

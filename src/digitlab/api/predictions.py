@@ -1,0 +1,105 @@
+"""Stored predictions, their input images, and feedback on them."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from PIL import Image
+from sqlalchemy import select
+
+from digitlab.api.deps import ServiceDep, SessionDep
+from digitlab.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, PredictionPage
+from digitlab.store import crud, db, queries
+from digitlab.store.models import InputData, Prediction
+from digitlab.store.queries import PredictionRecord
+
+router = APIRouter(tags=["predictions"])
+
+
+def _out(record: PredictionRecord) -> PredictionOut:
+    return PredictionOut(
+        id=record.id,
+        input_id=record.input_id,
+        model_version=record.model_version,
+        label=record.label,
+        confidence=record.confidence,
+        probabilities=record.probabilities,
+        true_label=record.true_label,
+        source=record.source,
+        latency_ms=record.latency_ms,
+        created_at=record.created_at,
+        image_url=f"/api/v1/inputs/{record.input_id}/image.png",
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    # Naive times are taken as UTC; stored times are UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@router.get("/predictions", response_model=PredictionPage)
+def list_predictions(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Skip this many (newest first)")] = 0,
+    model: Annotated[str | None, Query(description="Only this model version")] = None,
+    label: Annotated[int | None, Query(ge=0, le=9, description="Predicted label")] = None,
+    wrong: Annotated[bool, Query(description="Only those whose true label differs")] = False,
+    since: Annotated[datetime | None, Query(description="Made at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Made before (ISO 8601)")] = None,
+) -> PredictionPage:
+    """Stored predictions, newest first, with filters."""
+    rows = queries.recent_predictions(
+        session, limit=limit + 1, offset=offset, model=model, label=label, wrong=wrong,
+        since=_utc(since), until=_utc(until),
+    )  # fmt: skip
+    more = len(rows) > limit
+    return PredictionPage(
+        items=[_out(r) for r in rows[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more else None,
+    )
+
+
+@router.get("/predictions/{prediction_id}", response_model=PredictionOut)
+def get_prediction(prediction_id: int, session: SessionDep) -> PredictionOut:
+    """One stored prediction."""
+    record = queries.get_prediction(session, prediction_id=prediction_id)
+    if record is None:
+        raise HTTPException(404, f"no prediction {prediction_id}")
+    return _out(record)
+
+
+@router.get(
+    "/inputs/{input_id}/image.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The 28x28 image"}},
+)
+def input_image(input_id: int, session: SessionDep) -> Response:
+    """The 28x28 image the model saw for an input, as PNG (light ink on black)."""
+    data = session.scalars(select(InputData.image).where(InputData.id == input_id)).first()
+    if data is None:
+        raise HTTPException(404, f"no input {input_id}")
+    out = io.BytesIO()
+    Image.fromarray(crud.image_from_bytes(data)).save(out, format="PNG")
+    return Response(out.getvalue(), media_type="image/png")
+
+
+@router.post("/predictions/{prediction_id}/feedback", response_model=FeedbackOut, status_code=201)
+def feedback(prediction_id: int, body: FeedbackIn, service: ServiceDep) -> FeedbackOut:
+    """Record the right answer for a prediction; the latest feedback counts."""
+    # Its own transaction, committed before the response goes out.
+    with db.transaction(service.engine) as session:
+        found = session.scalars(select(Prediction.id).where(Prediction.id == prediction_id))
+        if found.first() is None:
+            raise HTTPException(404, f"no prediction {prediction_id}")
+        feedback_id = crud.record_feedback(
+            session, prediction_id=prediction_id, label=body.label, note=body.note
+        )
+    return FeedbackOut(id=feedback_id, prediction_id=prediction_id, label=body.label)

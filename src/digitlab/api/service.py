@@ -1,0 +1,109 @@
+"""What the routes share: the settings, the database engine, the predictor and the
+metrics, and the one unit of work of the service, predict-and-store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, text
+
+from digitlab import registry
+from digitlab.api.metrics import Metrics
+from digitlab.config import Settings
+from digitlab.predictor import Batch, Predictor
+from digitlab.scoring import ensure_model
+from digitlab.store import crud, db, migrate
+
+log = logging.getLogger("digitlab.api")
+
+
+@dataclass
+class Stored:
+    batch: Batch
+    ids: list[tuple[int, int]]  # (input id, prediction id) per image
+
+
+@dataclass
+class Service:
+    settings: Settings
+    engine: Engine
+    predictor: Predictor
+    metrics: Metrics = field(default_factory=Metrics)
+    _model_ids: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def model_id(self, model: registry.ModelVersion) -> int:
+        """The version's id in `models`, registered on first use (also after an outage)."""
+        found = self._model_ids.get(model.version)
+        if found is None:
+            current = registry.current_version(self.settings.model_dir)
+            found = ensure_model(self.engine, model, active=model.version == current)
+            with self._lock:
+                self._model_ids[model.version] = found
+        return found
+
+    def predict_and_store(
+        self,
+        digits: npt.NDArray[np.uint8],
+        *,
+        sources: list[str],
+        labels: list[int | None],
+        originals: list[bytes | None],
+    ) -> Stored:
+        """Predict (N, 28, 28) digits and store inputs and predictions in one transaction
+        before returning; a StoreError leaves nothing stored."""
+        batch = self.predictor.predict(digits)
+        model_id = self.model_id(batch.model)
+        with db.transaction(self.engine) as session:
+            ids = crud.record_predictions(
+                session,
+                images=digits,
+                probabilities=batch.probabilities,
+                model_id=model_id,
+                sources=sources,
+                labels=labels,
+                latency_ms=batch.seconds * 1000 / len(digits),
+                originals=originals,
+            )
+        self.metrics.serving(batch.model.version)
+        self.metrics.predicted(batch.labels)
+        return Stored(batch, ids)
+
+    def readiness(self) -> dict[str, str]:
+        """'ok' or the problem, for the model and the database."""
+        checks = {}
+        try:
+            checks["model"] = f"ok ({self.predictor.model.version})"
+        except registry.RegistryError as exc:
+            checks["model"] = str(exc)
+        try:
+            with db.translate_errors(self.engine), self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except db.StoreError as exc:
+            checks["database"] = str(exc)
+        return checks
+
+
+def prepare_engine(settings: Settings) -> Engine:
+    """The engine, with the schema checked when the database answers (an embedded SQLite
+    one brought up to date). An unreachable database is not fatal: the service starts,
+    reports not ready, and recovers when the database comes back. A schema that is behind
+    is fatal, with the message naming `digitlab db upgrade`."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.ping(engine)
+    except db.StoreError as exc:
+        log.warning("%s; starting anyway, /readyz reports it until it answers", exc)
+        return engine
+    with db.translate_errors(engine):
+        current, head = migrate.current_revision(engine), migrate.head_revision()
+        if current != head:
+            if engine.dialect.name != "sqlite":
+                raise db.StoreError(db.schema_behind_message(engine, current, head))
+            migrate.upgrade(engine)
+    return engine

@@ -1,0 +1,114 @@
+"""Reading images out of a request: multipart `file` parts or JSON with base64, checked
+before anything is decoded or stored."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from digitlab.api.errors import BadInputError
+from digitlab.api.schemas import MAX_BATCH, BatchIn, ImageIn
+
+DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
+EXAMPLE = '{"image": "<base64 PNG>"} as JSON, or a multipart form with a `file` part'
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    label: int | None
+    source: str
+
+
+def decode_base64(text: str, where: str) -> bytes:
+    payload = DATA_URL.sub("", text.strip(), count=1)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadInputError(f"{where}: not valid base64") from None
+    if not data:
+        raise BadInputError(f"{where}: the image is empty")
+    return data
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for problem in exc.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "body"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+async def _json(request: Request) -> object:
+    body = await request.body()
+    if not body:
+        raise BadInputError(f"the request body is empty; send {EXAMPLE}")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"the body is not valid JSON ({exc}); send {EXAMPLE}") from None
+
+
+def _form_label(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.strip().isdigit() or not 0 <= int(value) <= 9:
+        raise BadInputError(f"true_label: {value!r} is not a digit 0..9")
+    return int(value)
+
+
+async def _form_files(request: Request, max_files: int) -> tuple[list[UploadFile], int | None]:
+    form = await request.form(max_files=max_files + 1, max_fields=max_files + 10)
+    files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
+    if not files:
+        raise BadInputError(f"the form has no `file` part with an image; send {EXAMPLE}")
+    if len(files) > max_files:
+        raise BadInputError(f"at most {max_files} images per request; split the batch")
+    return files, _form_label(form.get("true_label"))
+
+
+async def read_one(request: Request) -> Upload:
+    """The image of a single-prediction request."""
+    if _is_multipart(request):
+        files, label = await _form_files(request, 1)
+        return Upload(await files[0].read(), label, f"upload:{files[0].filename or 'file'}")
+    try:
+        item = ImageIn.model_validate(await _json(request))
+    except ValidationError as exc:
+        raise BadInputError(_validation_message(exc)) from None
+    return Upload(decode_base64(item.image, "image"), item.true_label, "api:json")
+
+
+async def read_batch(request: Request) -> list[Upload]:
+    """The images of a batch request, at most MAX_BATCH."""
+    if _is_multipart(request):
+        files, _ = await _form_files(request, MAX_BATCH)
+        return [Upload(await f.read(), None, f"upload:{f.filename or 'file'}") for f in files]
+    payload = await _json(request)
+    if isinstance(payload, dict) and isinstance(payload.get("images"), list):
+        count = len(payload["images"])
+        if count > MAX_BATCH:  # before validating 10,000 items
+            raise BadInputError(
+                f"{count} images in one request; at most {MAX_BATCH}: split the batch"
+            )
+    try:
+        batch = BatchIn.model_validate(payload)
+    except ValidationError as exc:
+        raise BadInputError(_validation_message(exc)) from None
+    if not batch.images:
+        raise BadInputError("`images` is empty; send 1 to 256 images")
+    return [
+        Upload(decode_base64(item.image, f"images.{k}.image"), item.true_label, "api:json")
+        for k, item in enumerate(batch.images)
+    ]
+
+
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
