@@ -1,14 +1,19 @@
-"""Shared fixtures: settings pointing at the real MNIST files and a temporary model dir."""
+"""Shared fixtures: settings pointing at the real MNIST files and a temporary model dir,
+databases on SQLite and on a real PostgreSQL server, and one trained model per session."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from digitlab.config import Settings
 from digitlab.data import Split, load_split
+from digitlab.registry import ModelVersion
+from digitlab.store.testing_pg import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("DIGITLAB_DATA_DIR", ROOT.parent / "shared" / "mnist")).resolve()
@@ -46,3 +51,36 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("DIGITLAB_FASHION_DOWNLOAD_DIR", str(settings.fashion_download_dir))
     monkeypatch.setenv("DIGITLAB_DATABASE_URL", settings.database_url)
     return settings
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with PostgresServer.start() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def trained_fast_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion:
+    """The `fast` recipe trained once per session (about 20 s on 2 cores), for tests that
+    need a real model's accuracy; its folder is the model dir of the returned version."""
+    from digitlab.ml.pipeline import train_and_register
+    from digitlab.ml.recipes import get_recipe
+
+    root = tmp_path_factory.mktemp("trained")
+    settings = Settings(
+        data_dir=MNIST_DIR,
+        model_dir=root / "models",
+        report_dir=root / "reports",
+        database_url=f"sqlite:///{root / 'unused.db'}",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    return train_and_register(get_recipe("fast"), settings)

@@ -1,9 +1,8 @@
-"""Store fixtures: every test that takes `db_url` runs on SQLite and on a real
-PostgreSQL server that the session starts itself (never a mock)."""
+"""Store fixtures: every test that takes `db_url` (tests/conftest.py) runs on SQLite and
+on a real PostgreSQL server that the session starts itself (never a mock)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,24 +14,8 @@ from digitlab.data import Split
 from digitlab.inference import OnnxClassifier
 from digitlab.registry import resolve
 from digitlab.store import db, migrate
-from digitlab.store.testing_pg import PostgresServer
 from tests.conftest import MNIST_DIR
 from tests.utils.onnx_model import make_model
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    with PostgresServer.start() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new, empty database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    return server.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

@@ -1,0 +1,87 @@
+"""API fixtures: the real app (`create_app`) over a real database, SQLite and PostgreSQL,
+with a real (tiny) ONNX model, through `TestClient`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import func, select
+
+from digitlab.api.app import create_app
+from digitlab.config import Settings
+from digitlab.data import Split
+from digitlab.store import db, migrate
+from digitlab.store.models import InputData, Prediction
+from tests.conftest import MNIST_DIR
+from tests.utils.onnx_model import make_model
+
+ADMIN_TOKEN = "s3cret-test-token"
+FIRST, SECOND = "20261127-000000-mnist-linear", "20261127-000001-mnist-linear"
+
+
+def api_settings(tmp_path: Path, database_url: str, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": MNIST_DIR,
+        "model_dir": tmp_path / "models",
+        "report_dir": tmp_path / "reports",
+        "database_url": database_url,
+        "admin_token": ADMIN_TOKEN,
+    }
+    return Settings(**(values | changes), _env_file=None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def linear_models(tmp_path_factory: pytest.TempPathFactory, mnist_train: Split) -> Path:
+    """Two versions of the tiny linear model, the second current; tests copy the folder."""
+    folder = tmp_path_factory.mktemp("linear-models")
+    make_model(folder, mnist_train, version=FIRST)
+    make_model(folder, mnist_train, version=SECOND)
+    return folder
+
+
+@pytest.fixture
+def settings_api(tmp_path: Path, db_url: str, linear_models: Path) -> Settings:
+    """Two model versions (the second current), a database at the current schema."""
+    settings = api_settings(tmp_path, db_url)
+    shutil.copytree(linear_models, settings.model_dir)
+    engine = db.make_engine(db_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return settings
+
+
+@pytest.fixture
+def client(settings_api: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings_api), raise_server_exceptions=False) as c:
+        yield c
+
+
+def png(pixels: npt.NDArray[np.uint8], fmt: str = "PNG") -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=fmt)
+    return out.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def counts(settings: Settings) -> tuple[int, int]:
+    """Rows in input_data and predictions."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        with db.transaction(engine) as s:
+            inputs = s.scalar(select(func.count()).select_from(InputData)) or 0
+            predictions = s.scalar(select(func.count()).select_from(Prediction)) or 0
+    finally:
+        engine.dispose()
+    return inputs, predictions
