@@ -26,11 +26,10 @@ def training_progress(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
         console=console,
-        transient=False,
+        transient=True,  # the per-epoch lines printed below stay; the bar goes
     )
-    task = progress.add_task("train", total=per_epoch, epoch=1, epochs=epochs, stats="")
+    task = progress.add_task("train", total=per_epoch, epoch=1, epochs=epochs)
     steps = 0
 
     def on_step(n: int) -> None:
@@ -45,7 +44,7 @@ def training_progress(
             f"loss {row['train_loss']:.4f}  acc {row['train_acc']:.2%}  "
             f"val {val:.2%}  {row['images_per_s']:,.0f} img/s"
         )
-        progress.update(task, completed=per_epoch, stats=stats)
+        progress.update(task, completed=per_epoch)
         who = f"member {row['member'] + 1}/{members} " if members > 1 else ""
         progress.console.print(f"{who}epoch {row['epoch']}: {stats}  ({row['seconds']:.1f} s)")
         last = row["epoch"] == epochs and row["member"] == members - 1
