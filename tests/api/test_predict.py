@@ -111,8 +111,8 @@ def test_metrics_count_requests_predictions_and_model(
         assert client.post("/api/v1/predict", json={"image": b64(png(mnist_test.images[k]))})
     client.post("/api/v1/predict", json={"image": "!!"})
     text = client.get("/metrics").text
-    ok = 'digitlab_http_requests_total{route="/api/v1/predict",method="POST",status="200"} 3.0'
-    bad = 'digitlab_http_requests_total{route="/api/v1/predict",method="POST",status="422"} 1.0'
+    ok = 'digitlab_http_requests_total{method="POST",route="/api/v1/predict",status="200"} 3.0'
+    bad = 'digitlab_http_requests_total{method="POST",route="/api/v1/predict",status="422"} 1.0'
     assert ok in text and bad in text
     assert 'digitlab_http_request_duration_seconds_count{route="/api/v1/predict"} 4.0' in text
     by_label = [line for line in text.splitlines() if line.startswith("digitlab_predictions_total")]

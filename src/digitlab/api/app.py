@@ -6,6 +6,8 @@ digitlab serve --host 127.0.0.1 --port 8000     # then open http://127.0.0.1:800
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -16,7 +18,6 @@ from digitlab.api.service import Service, prepare_engine
 from digitlab.config import Settings
 from digitlab.predictor import Predictor
 
-API_PREFIX = "/api/v1"
 log = logging.getLogger("digitlab.api")
 
 
@@ -29,15 +30,22 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         service.metrics.serving(service.predictor.model.version)
     except registry.RegistryError as exc:
         log.warning("%s; /readyz reports it until a model is activated", exc)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.writer.close()  # let the last group commit, then stop the writer thread
+
     app = FastAPI(
         title="digitlab",
         summary="Handwritten-digit recognition: predictions, stored with their inputs.",
         version="1",
+        lifespan=lifespan,
     )
     app.state.service = service
     errors.install(app)
     for router in (predict.router, predictions.router, models.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router)
     app.include_router(health.router)
     # The reference API's path, so its clients work unchanged.
     app.add_api_route(

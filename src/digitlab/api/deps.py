@@ -13,6 +13,8 @@ from digitlab.api.service import Service
 from digitlab.config import Settings
 from digitlab.store import db
 
+API_PREFIX = "/api/v1"
+
 
 def get_service(request: Request) -> Service:
     service: Service = request.app.state.service

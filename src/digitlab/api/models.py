@@ -6,11 +6,12 @@ from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from digitlab import registry
-from digitlab.api.deps import AdminDep, ServiceDep
+from digitlab.api.deps import API_PREFIX, AdminDep, ServiceDep
 from digitlab.api.schemas import ModelOut
 from digitlab.lifecycle import activate_model
 
-router = APIRouter(tags=["models"])
+# The prefix on the router itself: metrics label requests by the full route path.
+router = APIRouter(prefix=API_PREFIX, tags=["models"])
 
 
 def _out(model: registry.ModelVersion, current: str | None, serving: str | None) -> ModelOut:

@@ -10,13 +10,14 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from PIL import Image
 from sqlalchemy import select
 
-from digitlab.api.deps import ServiceDep, SessionDep
+from digitlab.api.deps import API_PREFIX, ServiceDep, SessionDep
 from digitlab.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, PredictionPage
 from digitlab.store import crud, db, queries
 from digitlab.store.models import InputData, Prediction
 from digitlab.store.queries import PredictionRecord
 
-router = APIRouter(tags=["predictions"])
+# The prefix on the router itself: metrics label requests by the full route path.
+router = APIRouter(prefix=API_PREFIX, tags=["predictions"])
 
 
 def _out(record: PredictionRecord) -> PredictionOut:

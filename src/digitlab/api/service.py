@@ -12,6 +12,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine, text
 
 from digitlab import registry
+from digitlab.api.batcher import GroupWriter
 from digitlab.api.metrics import Metrics
 from digitlab.config import Settings
 from digitlab.predictor import Batch, Predictor
@@ -35,6 +36,10 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     _model_ids: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    writer: GroupWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.writer = GroupWriter(self._predict_and_store)
 
     def model_id(self, model: registry.ModelVersion) -> int:
         """The version's id in `models`, registered on first use (also after an outage)."""
@@ -55,7 +60,19 @@ class Service:
         originals: list[bytes | None],
     ) -> Stored:
         """Predict (N, 28, 28) digits and store inputs and predictions in one transaction
-        before returning; a StoreError leaves nothing stored."""
+        before returning, grouped with other requests arriving at the same time; a
+        StoreError leaves nothing stored."""
+        future = self.writer.submit(digits, sources=sources, labels=labels, originals=originals)
+        batch, ids = future.result()
+        return Stored(batch, ids)
+
+    def _predict_and_store(
+        self,
+        digits: npt.NDArray[np.uint8],
+        sources: list[str],
+        labels: list[int | None],
+        originals: list[bytes | None],
+    ) -> tuple[Batch, list[tuple[int, int]]]:
         batch = self.predictor.predict(digits)
         model_id = self.model_id(batch.model)
         with db.transaction(self.engine) as session:
@@ -71,7 +88,7 @@ class Service:
             )
         self.metrics.serving(batch.model.version)
         self.metrics.predicted(batch.labels)
-        return Stored(batch, ids)
+        return batch, ids
 
     def readiness(self) -> dict[str, str]:
         """'ok' or the problem, for the model and the database."""
