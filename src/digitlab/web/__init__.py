@@ -1,0 +1,1 @@
+"""The web pages: Recognise, History and Models, served by the API process."""

@@ -1,0 +1,162 @@
+"""Server-rendered pages (Jinja2) and the model figures they show. The Recognise page's
+script talks to the JSON API; History and Models are rendered here from the store and
+the model registry. A database or model that is not ready gives a banner, not an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from digitlab import plots, registry
+from digitlab.api.deps import ServiceDep
+from digitlab.store import db, queries
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 25
+
+
+def problems(service: ServiceDep) -> dict[str, str]:
+    return {what: why for what, why in service.readiness().items() if not why.startswith("ok")}
+
+
+def render(request: Request, name: str, page: str, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {"page": page} | context)
+
+
+@router.get("/", response_class=HTMLResponse)
+def recognise(request: Request, service: ServiceDep) -> HTMLResponse:
+    return render(request, "recognise.html", "recognise", problems=problems(service))
+
+
+@router.get("/history", response_class=HTMLResponse)
+def history(
+    request: Request,
+    service: ServiceDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    label: Annotated[str, Query(pattern=r"^\d?$")] = "",
+    model: str = "",
+    wrong: bool = False,
+) -> HTMLResponse:
+    label_no = int(label) if label else None
+    rows: list[queries.PredictionRecord] = []
+    try:
+        with db.transaction(service.engine) as session:
+            # One row more than a page tells whether an older page exists.
+            rows = queries.recent_predictions(
+                session,
+                limit=PAGE_SIZE + 1,
+                offset=(page - 1) * PAGE_SIZE,
+                label=label_no,
+                model=model or None,
+                wrong=wrong,
+            )
+    except db.StoreError:
+        pass  # the banner from `problems` says why
+    versions = [v.version for v in registry.list_versions(service.settings.model_dir)]
+
+    def link(number: int) -> str:
+        query = {"label": label, "model": model, "wrong": "1" if wrong else "", "page": number}
+        return "/history?" + urlencode({k: v for k, v in query.items() if v})
+
+    return render(
+        request,
+        "history.html",
+        "history",
+        problems=problems(service),
+        rows=rows[:PAGE_SIZE],
+        more=len(rows) > PAGE_SIZE,
+        page_no=page,
+        link=link,
+        versions=versions,
+        label=label_no,
+        model=model,
+        wrong=wrong,
+    )
+
+
+def live_accuracy(service: ServiceDep) -> dict[str, queries.ModelStats]:
+    try:
+        with db.transaction(service.engine) as session:
+            return {s.version: s for s in queries.stats_by_model(session)}
+    except db.StoreError:
+        return {}
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request, service: ServiceDep) -> HTMLResponse:
+    model_dir = service.settings.model_dir
+    current = registry.current_version(model_dir)
+    live = live_accuracy(service)
+    cards = []
+    for v in reversed(registry.list_versions(model_dir)):
+        m = v.card.get("metrics", {})
+        stats = live.get(v.version)
+        cards.append(
+            {
+                "version": v.version,
+                "serving": v.version == current,
+                "dataset": v.card["dataset"]["name"],
+                "recipe": v.card.get("recipe", "?"),
+                "seed": v.card.get("seed", "?"),
+                "epochs": v.card.get("config", {}).get("epochs", "?"),
+                "test_accuracy": f"{m['test_accuracy']:.2%}" if "test_accuracy" in m else "n/a",
+                "live": f"{stats.accuracy:.2%} over {stats.count} labelled input"
+                + ("s" if stats.count > 1 else "")
+                if stats and stats.count
+                else "no labelled inputs or feedback yet",
+                "train_seconds": f"{m.get('train_seconds', 0):.1f} s on {m.get('device', '?')}",
+                "created_at": v.card.get("created_at", "?"),
+            }
+        )
+    return render(request, "models.html", "models", problems=problems(service), cards=cards)
+
+
+def model_or_404(service: ServiceDep, version: str) -> registry.ModelVersion:
+    try:
+        return registry.load_version(service.settings.model_dir, version)
+    except registry.RegistryError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/models/{version}/curves.png")
+def curves(service: ServiceDep, version: str) -> FileResponse:
+    model = model_or_404(service, version)
+    path = service.settings.report_dir / version / "curves.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plots.curves_png(model.card.get("history", []), path, title=version)
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/models/{version}/confusion.png")
+def confusion(service: ServiceDep, version: str) -> FileResponse:
+    """The test-set confusion matrix; evaluated on first request when no report exists."""
+    from digitlab.data import DataError, load_split
+    from digitlab.evaluation import evaluate, write_report
+
+    model = model_or_404(service, version)
+    out = service.settings.report_dir / version
+    if not (out / "confusion.png").is_file():
+        try:
+            test = load_split(
+                model.card["dataset"]["name"], "test", service.settings, download=False
+            )
+        except DataError as exc:
+            raise HTTPException(404, f"no confusion matrix yet ({exc})") from None
+        write_report(model, evaluate(model, test), test, out)
+    return FileResponse(out / "confusion.png", media_type="image/png")
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages and their static files to the API's app."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

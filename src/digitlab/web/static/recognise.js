@@ -1,0 +1,140 @@
+// The Recognise page: a drawing pad (mouse, touch, pen), an upload control, and the result.
+// Sends the image to POST /api/v1/predict and records feedback for the prediction shown.
+"use strict";
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+// Thick enough to survive the reduction to a 20x20 box (MNIST strokes are ~2-3 px there).
+const STROKE = 22;
+let strokes = [];      // each stroke: a list of [x, y] in canvas pixels
+let current = null;
+let predictionId = null;
+
+function blank() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+}
+
+function redraw() {
+  blank();
+  ctx.strokeStyle = "#000";
+  ctx.fillStyle = "#000";
+  ctx.lineWidth = STROKE;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  for (const s of strokes) {
+    if (s.length === 1) {  // a tap: a dot
+      ctx.beginPath();
+      ctx.arc(s[0][0], s[0][1], STROKE / 2, 0, 2 * Math.PI);
+      ctx.fill();
+      continue;
+    }
+    ctx.beginPath();
+    ctx.moveTo(s[0][0], s[0][1]);
+    for (const [x, y] of s.slice(1)) ctx.lineTo(x, y);
+    ctx.stroke();
+  }
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * pad.width / box.width,
+          (event.clientY - box.top) * pad.height / box.height];
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  pad.setPointerCapture(event.pointerId);
+  current = [point(event)];
+  strokes.push(current);
+  redraw();
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!current) return;
+  current.push(point(event));
+  redraw();
+});
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => { current = null; });
+}
+
+document.getElementById("clear").addEventListener("click", () => { strokes = []; redraw(); });
+document.getElementById("undo").addEventListener("click", () => { strokes.pop(); redraw(); });
+pad.addEventListener("keydown", (event) => {  // keyboard users: Enter recognises, Escape clears
+  if (event.key === "Enter") recogniseDrawing();
+  if (event.key === "Escape") { strokes = []; redraw(); }
+});
+
+function say(text) { document.getElementById("status").textContent = text; }
+
+async function send(request) {
+  say("Recognising…");
+  let response;
+  try {
+    response = await fetch("/api/v1/predict", request);
+  } catch (err) {
+    say("The service cannot be reached. Is it running?");
+    return;
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    say(`Not recognised: ${body.detail || response.statusText}`);
+    return;
+  }
+  show(body);
+}
+
+function recogniseDrawing() {
+  if (!strokes.length) { say("Draw a digit first."); return; }
+  send({ method: "POST", headers: { "Content-Type": "application/json" },
+         body: JSON.stringify({ image: pad.toDataURL("image/png") }) });
+}
+document.getElementById("recognise").addEventListener("click", recogniseDrawing);
+
+function upload(file) {
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file);
+  send({ method: "POST", body: form });
+}
+const drop = document.getElementById("drop");
+const fileInput = document.getElementById("file");
+fileInput.addEventListener("change", () => upload(fileInput.files[0]));
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  upload(event.dataTransfer.files[0]);
+});
+
+function show(result) {
+  predictionId = result.prediction_id;
+  document.getElementById("result").hidden = false;
+  document.getElementById("digit").textContent = result.prediction;
+  document.getElementById("confidence").textContent = `${(result.confidence * 100).toFixed(1)}%`;
+  document.getElementById("model-version").textContent = result.model_version;
+  document.getElementById("saw").src = `/api/v1/inputs/${result.input_data_id}/image.png`;
+  const rows = result.probabilities.map((p, d) => {
+    const pct = (p * 100).toFixed(1);
+    const best = d === result.prediction ? ' class="best"' : "";
+    return `<tr${best}><th scope="row">${d}</th><td class="bar">` +
+           `<div class="fill" style="width:${Math.max(p * 100, 0.3)}%"></div></td>` +
+           `<td class="pct">${pct}%</td></tr>`;
+  });
+  document.getElementById("bars").innerHTML = rows.join("");
+  say(`It looks like a ${result.prediction}.`);
+}
+
+document.getElementById("feedback-buttons").addEventListener("click", async (event) => {
+  const label = event.target.dataset && event.target.dataset.label;
+  if (label === undefined || predictionId === null) return;
+  const response = await fetch(`/api/v1/predictions/${predictionId}/feedback`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ label: Number(label) }),
+  });
+  const body = await response.json().catch(() => ({}));
+  say(response.ok ? `Thanks: recorded that it was a ${label}.`
+                  : `Feedback not recorded: ${body.detail || response.statusText}`);
+});
+
+redraw();
