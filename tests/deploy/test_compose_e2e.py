@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -35,21 +36,29 @@ BIN = Path(sys.executable).parent  # the venv's digitlab
 def stack(pg_server: PostgresServer, tmp_path: Path, settings: Any) -> dict[str, Any]:
     """compose.yaml read with .env.example, and a database matching its credentials."""
     compose = load_compose()
-    user, password, name = (compose["services"]["db"]["environment"][k]
-                            for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))  # fmt: skip
+    user, password, name = (
+        compose["services"]["db"]["environment"][k]
+        for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+    )
     dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname=postgres"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS \"{name}\"")
-        conn.execute(f"DO $$BEGIN CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'; "
-                     "EXCEPTION WHEN duplicate_object THEN NULL; END$$")  # fmt: skip
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(
+            f"DO $$BEGIN CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END$$"
+        )
         conn.execute(f'CREATE DATABASE "{name}" OWNER "{user}"')
     # Named volumes become folders; the MNIST cache volume starts out filled, as after a
     # first `up` (the download itself is tested in tests/data).
     volumes = {"/models": tmp_path / "models", "/data/mnist": tmp_path / "mnist"}
     shutil.copytree(settings.data_dir, volumes["/data/mnist"])
     volumes["/models"].mkdir()
-    return {"compose": compose, "port": pg_server.port, "volumes": volumes,
-            "dsn": f"host=127.0.0.1 port={pg_server.port} user={user} dbname={name}"}  # fmt: skip
+    return {
+        "compose": compose,
+        "port": pg_server.port,
+        "volumes": volumes,
+        "dsn": f"host=127.0.0.1 port={pg_server.port} user={user} dbname={name}",
+    }
 
 
 def service_env(stack: dict[str, Any], service: str, **extra: str) -> dict[str, str]:
@@ -66,8 +75,13 @@ def service_env(stack: dict[str, Any], service: str, **extra: str) -> dict[str, 
 
 def run_service(stack: dict[str, Any], service: str, **extra: str) -> str:
     command = stack["compose"]["services"][service]["command"]
-    done = subprocess.run(command, env=service_env(stack, service, **extra),
-                          capture_output=True, text=True, timeout=240)  # fmt: skip
+    done = subprocess.run(
+        command,
+        env=service_env(stack, service, **extra),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, f"{service}: {done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
@@ -119,14 +133,13 @@ def test_stack_migrates_trains_once_and_serves(
     assert rows == [(models[0].name, True)]
 
     base = request.getfixturevalue("api")
-    body = ('{"image": "%s", "true_label": %d}'
-            % (png_base64(mnist_test.images[0]), mnist_test.labels[0])).encode()  # fmt: skip
-    req = urllib.request.Request(base + "/api/v1/predict", data=body,
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    payload = {"image": png_base64(mnist_test.images[0]), "true_label": int(mnist_test.labels[0])}
+    body = json.dumps(payload).encode()
+    req = urllib.request.Request(
+        base + "/api/v1/predict", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
-        import json
-
         answer = json.loads(resp.read())
     assert answer["model_version"] == models[0].name
     with psycopg.connect(stack["dsn"]) as conn:
