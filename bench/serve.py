@@ -1,0 +1,232 @@
+"""Serving benchmark: the HTTP service (uvicorn, one process) in front of a throwaway
+PostgreSQL server (fsync on; --no-fsync for the CPU-bound figure), driven by a load
+generator in a separate process on the same machine; then the model alone, onnxruntime
+beside torch eager.
+
+    python bench/serve.py                 # the current model; 3 runs of each, medians
+    python bench/serve.py --requests 4000 # requests per concurrent run
+
+Needs a trained model (`digitlab train`) and the MNIST files (DIGITLAB_DATA_DIR). The
+request bodies are MNIST test digits as base64 PNG in JSON, as `POST /api/v1/predict`
+takes them; every 200 is a row stored in PostgreSQL, which the benchmark counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from digitlab import registry
+from digitlab.config import get_settings
+from digitlab.data import load_split
+from digitlab.inference import OnnxClassifier
+from digitlab.store import db, migrate
+from digitlab.store.testing_pg import PostgresServer, free_port
+
+
+def bodies(count: int) -> list[bytes]:
+    from PIL import Image
+
+    test = load_split("mnist", "test", get_settings(), download=False)
+    out = []
+    for image in test.images[:count]:
+        png = io.BytesIO()
+        Image.fromarray(image).save(png, format="PNG")
+        out.append(json.dumps({"image": base64.b64encode(png.getvalue()).decode()}).encode())
+    return out
+
+
+def client_loop(port: int, payloads: list[bytes], n: int, out: list[tuple[float, int]]) -> None:
+    """One keep-alive connection sending `n` requests one after another."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"content-type": "application/json"}
+    for k in range(n):
+        start = time.perf_counter()
+        conn.request("POST", "/api/v1/predict", payloads[k % len(payloads)], headers)
+        response = conn.getresponse()
+        response.read()
+        out.append((time.perf_counter() - start, response.status))
+    conn.close()
+
+
+def load(port: int, clients: int, requests: int) -> dict[str, Any]:
+    """The load generator (run in its own process): `requests` in all over `clients`."""
+    payloads = bodies(500)
+    warm: list[tuple[float, int]] = []
+    client_loop(port, payloads, 50, warm)  # warm-up: connections, first model call
+    results: list[list[tuple[float, int]]] = [[] for _ in range(clients)]
+    threads = [
+        threading.Thread(target=client_loop, args=(port, payloads, requests // clients, r))
+        for r in results
+    ]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    latencies = sorted(s for r in results for s, _ in r)
+    ok = sum(status == 200 for r in results for _, status in r)
+    return {
+        "requests": len(latencies),
+        "warmup_ok": sum(status == 200 for _, status in warm),
+        "ok": ok,
+        "errors": len(latencies) - ok,
+        "rps": len(latencies) / seconds,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+def run_load(port: int, clients: int, requests: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--load", str(port), str(clients), str(requests)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def predictions_count(url: str) -> int:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        n = int(conn.execute(text("SELECT count(*) FROM predictions")).scalar_one())
+    engine.dispose()
+    return n
+
+
+def start_service(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {"DIGITLAB_DATABASE_URL": url}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "digitlab.api.app:app_from_environment",
+           "--port", str(port), "--log-level", "warning", "--no-access-log",
+           "--workers", str(workers)]  # fmt: skip
+    try:
+        import httptools  # noqa: F401
+        import uvloop  # noqa: F401
+
+        cmd += ["--loop", "uvloop", "--http", "httptools"]
+    except ImportError:
+        pass
+    service = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return service
+        except OSError:
+            pass
+        time.sleep(0.2)
+    service.kill()
+    raise SystemExit("the service did not become ready in 60 s")
+
+
+def model_only(model: registry.ModelVersion, batch: int, reps: int) -> dict[str, float]:
+    """Images/s on one large batch: onnxruntime (2 threads) and torch eager."""
+    test = load_split("mnist", "test", get_settings(), download=False)
+    images = np.concatenate([test.images] * (batch // len(test.images) + 1))[:batch]
+    x = images[:, None].astype(np.float32) / 255
+    onnx = OnnxClassifier(model, threads=2)
+    onnx.logits(x, batch=batch)
+    timings = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        onnx.logits(x, batch=batch)
+        timings.append(time.perf_counter() - start)
+    result = {"onnxruntime": batch / statistics.median(timings)}
+    try:  # the baseline needs the [train] extra; serving never imports torch
+        import torch
+
+        from digitlab.ml.model import build_model
+
+        checkpoint = torch.load(model.path / "model.pt", map_location="cpu")
+        net = build_model(checkpoint["arch"], checkpoint.get("width")).eval()
+        net.load_state_dict(checkpoint["state_dict"])
+        torch.set_num_threads(2)
+        tx = torch.from_numpy(x)
+        with torch.inference_mode():
+            net(tx)
+            timings = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                net(tx)
+                timings.append(time.perf_counter() - start)
+        result["torch eager"] = batch / statistics.median(timings)
+    except Exception as exc:  # reported, not fatal: the ONNX figure stands on its own
+        print(f"torch baseline skipped: {exc}", file=sys.stderr)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--single", type=int, default=1500, help="requests, one client")
+    parser.add_argument("--requests", type=int, default=8000, help="requests, 16 clients")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--batch", type=int, default=4096, help="images, model only")
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="PostgreSQL without fsync: the CPU-bound figure"
+    )
+    parser.add_argument("--load", nargs=3, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        print(json.dumps(load(*args.load)))
+        return
+    settings = get_settings()
+    model = registry.resolve(settings.model_dir)
+    print(f"model {model.version}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
+    single, many = [], []
+    print(f"PostgreSQL fsync {'off' if args.no_fsync else 'on'}, {args.workers} worker(s)")
+    with PostgresServer.start(durable=not args.no_fsync) as pg:
+        for run in range(args.runs):
+            url = pg.create_database(f"serve_{run}")
+            migrate.upgrade(db.make_engine(url))
+            port = free_port()
+            service = start_service(url, port, args.workers)
+            try:
+                single.append(run_load(port, 1, args.single))
+                many.append(run_load(port, args.clients, args.requests))
+            finally:
+                service.terminate()
+                service.wait()
+            # Warm-ups included: every 200 the service answered is a stored row.
+            stored = predictions_count(url)
+            answered = sum(r["ok"] + r["warmup_ok"] for r in (single[-1], many[-1]))
+            many[-1]["rows_match"] = stored == answered
+            print(f"run {run + 1}: 1 client {single[-1]}\n  {args.clients} clients {many[-1]}, "
+                  f"{stored} rows for {answered} answers")  # fmt: skip
+    onnx = model_only(model, args.batch, 5)
+    med = statistics.median
+    print()
+    print("| measure | median of 3 | runs |")
+    print("|---|---|---|")
+    p50s = [r["p50_ms"] for r in single]
+    print(f"| 1 client, p50 per request | {med(p50s):.2f} ms | "
+          f"{', '.join(f'{v:.2f}' for v in p50s)} |")  # fmt: skip
+    for key, unit in (("rps", "req/s"), ("p99_ms", "ms")):
+        values = [r[key] for r in many]
+        print(f"| {args.clients} clients, {key} | {med(values):,.1f} {unit} | "
+              f"{', '.join(f'{v:,.1f}' for v in values)} |")  # fmt: skip
+    errors = sum(r["errors"] for r in many)
+    print(f"| {args.clients} clients, errors / rows match | {errors} / "
+          f"{all(r['rows_match'] for r in many)} | |")  # fmt: skip
+    for name, rate in onnx.items():
+        print(f"| model only, {name}, batch {args.batch} | {rate:,.0f} images/s | |")
+
+
+if __name__ == "__main__":
+    main()
