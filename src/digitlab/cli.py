@@ -224,7 +224,11 @@ def data_verify(dataset: DatasetOpt = "mnist") -> None:
 
 @app.command()
 @friendly_errors
-def run() -> None:
+def run(
+    serve: Annotated[
+        bool, typer.Option(help="Serve the model after; --no-serve only trains if needed.")
+    ] = True,
+) -> None:
     """The main job: train a model if none exists, then serve it."""
     settings = get_settings()
     if registry.current_version(settings.model_dir) is None:
@@ -232,7 +236,8 @@ def run() -> None:
 
         run_training(get_recipe("fast"), settings, activate=True)
     print_card(registry.resolve(settings.model_dir).card)
-    serve_cli.serve_forever(settings)
+    if serve:
+        serve_cli.serve_forever(settings)
 
 
 # db, demo, score, predictions, stats: the prediction store's commands.

@@ -114,10 +114,11 @@ def test_run_trains_when_no_model_exists_then_reuses_it(
 
     # The main job trains the fast recipe; a dry run keeps this test quick.
     monkeypatch.setitem(recipes.RECIPES, "fast", recipes.RECIPES["fast"].replace(dry_run=True))
-    code, out = run("run")
+    # --no-serve: the service part is tested in tests/api/test_serve_cli.py.
+    code, out = run("run", "--no-serve")
     assert code == 0, out
-    assert "test accuracy" in out
-    code, _ = run("run")
+    assert "test accuracy" in out and "serving on" not in out
+    code, _ = run("run", "--no-serve")
     assert code == 0
     assert len([p for p in env.model_dir.iterdir() if p.is_dir()]) == 1
 
