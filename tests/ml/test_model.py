@@ -51,3 +51,18 @@ def test_ensemble_outputs_log_probabilities_and_folds() -> None:
     members = [m(x).log_softmax(1) for m in ensemble.members]
     assert torch.allclose(out, (members[0] + members[1]) / 2, atol=1e-6)
     assert torch.allclose(fold_model(ensemble)(x), out, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_hidden_adds_one_dense_layer_before_the_output(arch: str) -> None:
+    plain, extra = build_model(arch), build_model(arch, hidden=32)
+    linears = [m for m in extra.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [32, 10]
+    assert [type(m) for m in plain][-1] is torch.nn.Linear  # hidden=0: one output layer
+    assert len(extra) == len(plain) + 2  # Linear + ReLU
+    assert extra.eval()(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_a_negative_hidden_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="hidden must be 0"):
+        build_model("fast", hidden=-4)

@@ -4,6 +4,8 @@ the exported ONNX file needs nothing but pixels scaled to [0, 1]."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -30,7 +32,15 @@ def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> list[nn.
     ]
 
 
-def reference_net() -> nn.Sequential:
+def classifier(features: int, hidden: int = 0) -> list[nn.Module]:
+    """The output layer, with an optional extra dense layer before it. With hidden=0 it is
+    the single Linear every saved model has, so existing state dicts keep their keys."""
+    if hidden <= 0:
+        return [nn.Linear(features, 10)]
+    return [nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 10)]
+
+
+def reference_net(hidden: int = 0) -> nn.Sequential:
     """The reference project's Keras CNN, layer for layer (valid convolutions)."""
     return nn.Sequential(
         Normalize(0.0, 1.0),  # the reference fed raw x / 255
@@ -42,11 +52,11 @@ def reference_net() -> nn.Sequential:
         nn.MaxPool2d(2),  # (B, 64, 5, 5)
         nn.Flatten(),
         nn.Dropout(0.5),
-        nn.Linear(64 * 5 * 5, 10),
+        *classifier(64 * 5 * 5, hidden),
     )
 
 
-def fast_net(width: int = 32) -> nn.Sequential:
+def fast_net(width: int = 32, hidden: int = 0) -> nn.Sequential:
     """Strided convolutions instead of pooling keep the FLOPs low (~3M multiply-adds
     an image), so a 2-core CPU trains it at ~9k images/s."""
     return nn.Sequential(
@@ -55,11 +65,11 @@ def fast_net(width: int = 32) -> nn.Sequential:
         *conv_bn(width, 2 * width, stride=2),  # (B, 2w, 7, 7)
         *conv_bn(2 * width, 2 * width),  # (B, 2w, 7, 7)
         nn.Flatten(),
-        nn.Linear(2 * width * 7 * 7, 10),
+        *classifier(2 * width * 7 * 7, hidden),
     )
 
 
-def best_net(width: int = 32) -> nn.Sequential:
+def best_net(width: int = 32, hidden: int = 0) -> nn.Sequential:
     """Five conv layers, downsampling by stride rather than pooling (cheaper on a
     CPU for the same accuracy), global max pooling, dropout before the classifier."""
     w = width
@@ -73,7 +83,7 @@ def best_net(width: int = 32) -> nn.Sequential:
         nn.AdaptiveMaxPool2d(1),  # (B, 4w, 1, 1)
         nn.Flatten(),
         nn.Dropout(0.2),
-        nn.Linear(4 * w, 10),
+        *classifier(4 * w, hidden),
     )
 
 
@@ -89,11 +99,20 @@ class Ensemble(nn.Module):
         return torch.stack([m(x).float().log_softmax(1) for m in self.members]).mean(0)
 
 
-ARCHITECTURES = {"reference": reference_net, "fast": fast_net, "best": best_net}
+# Callable[..., ...]: the reference net has no width to set.
+ARCHITECTURES: dict[str, Callable[..., nn.Sequential]] = {
+    "reference": reference_net,
+    "fast": fast_net,
+    "best": best_net,
+}
 
 
-def build_model(arch: str, width: int | None = None) -> nn.Sequential:
+def build_model(arch: str, width: int | None = None, hidden: int = 0) -> nn.Sequential:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    if hidden < 0:
+        raise ValueError(f"hidden must be 0 (no extra layer) or a layer size, not {hidden}")
     factory = ARCHITECTURES[arch]
-    return factory() if width is None else factory(width)  # type: ignore[call-arg]
+    if width is None:
+        return factory(hidden=hidden)
+    return factory(width, hidden=hidden)

@@ -155,6 +155,7 @@ def train_and_register(
             {
                 "arch": cfg.arch,
                 "width": cfg.width,
+                "hidden": cfg.hidden,
                 "members": cfg.members,
                 "state_dict": result.model.state_dict(),
             },

@@ -14,6 +14,7 @@ class TrainConfig:
     dataset: str = "mnist"
     arch: str = "fast"
     width: int | None = None  # None: the architecture's default
+    hidden: int = 0  # >0: an extra dense layer (Linear + ReLU) of this size before the output
     epochs: int = 3
     batch_size: int = 128
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum), "adam" or "adamw"

@@ -232,7 +232,7 @@ def train_member(
     """Train one network; appends a history row per epoch to `result`."""
     x_train, y_train = train
     device = x_train.device
-    model = build_model(cfg.arch, cfg.width).to(device)
+    model = build_model(cfg.arch, cfg.width, cfg.hidden).to(device)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = make_optimizer(model, cfg)
     steps_per_epoch = 1 if cfg.dry_run else math.ceil(len(x_train) / cfg.batch_size)
