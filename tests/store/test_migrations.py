@@ -17,7 +17,7 @@ from digitlab.store import db, migrate
 from digitlab.store.models import Base
 from digitlab.store.testing_pg import PostgresServer
 
-TABLES = {"models", "input_data", "predictions", "feedback"}
+TABLES = {"models", "input_data", "predictions", "feedback", "runs", "run_metrics", "promotions"}
 runner = CliRunner()
 
 

@@ -1,4 +1,5 @@
-"""The prediction store's tables (SQLAlchemy 2 typed declarative).
+"""The prediction store's tables (SQLAlchemy 2 typed declarative), and the experiment
+tables: training runs, their per-epoch metrics and the promotions of model versions.
 
 Images are stored as the raw 784 bytes of the 28x28 uint8 array the model saw, row by
 row (`array.tobytes()`, C order, 0 = black), so a read-back is bit for bit the input:
@@ -155,3 +156,73 @@ class Feedback(Base):
     created_at: Mapped[datetime] = created_at_column()
 
     __table_args__ = (CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),)
+
+
+RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
+
+
+class RunRow(Base):
+    """One training run: what was asked (config, seed, dataset), with which code (git
+    commit, library versions), how it ended, and the model version it produced.
+
+    A run is inserted as `running` before training starts and finished as `succeeded`,
+    `failed` or `interrupted`; one still `running` after its process is gone was killed
+    outright (SIGKILL, power loss)."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    recipe: Mapped[str] = mapped_column(String(50))
+    dataset: Mapped[str] = mapped_column(String(50))
+    seed: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sweep: Mapped[str | None] = mapped_column(String(100), index=True)
+    git_commit: Mapped[str | None] = mapped_column(String(60))
+    libraries: Mapped[dict[str, str]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), server_default=func.now(), nullable=False
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in RUN_STATUSES) + ")", name="status"
+        ),
+    )
+
+
+class RunMetric(Base):
+    """One epoch of one network of a run (`member` > 0 only in ensembles)."""
+
+    __tablename__ = "run_metrics"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    member: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lr: Mapped[float] = mapped_column(Float)
+    train_loss: Mapped[float] = mapped_column(Float)
+    train_acc: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    val_acc: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    images_per_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Promotion(Base):
+    """A model version made the serving one, by whom and when; the newest is current."""
+
+    __tablename__ = "promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    promoted_by: Mapped[str] = mapped_column(String(100))
+    promoted_at: Mapped[datetime] = mapped_column(
+        UtcDateTime(), server_default=func.now(), nullable=False
+    )
