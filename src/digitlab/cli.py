@@ -75,23 +75,45 @@ def train(
         **{k: v for k, v in overrides.items() if v is not None},
     )
     model = run_training(cfg, settings, activate=activate)
-    store_cli.register_trained(model, settings, active=activate)
     print_card(model.card)
 
 
-def run_training(cfg: Any, settings: Settings, *, activate: bool) -> registry.ModelVersion:
-    from digitlab.ml.pipeline import train_and_register
+def run_training(
+    cfg: Any, settings: Settings, *, activate: bool, sweep: str | None = None
+) -> registry.ModelVersion:
+    """Train and publish one version, recorded as a run (registered with the run)."""
+    from digitlab import tracking
+    from digitlab.ml.pipeline import git_commit, library_versions, train_and_register
     from digitlab.ml.progress import training_progress
     from digitlab.ml.train import pick_device
 
+    engine = tracking.open_store(settings)
     err_console.print(
         f"training recipe [bold]{cfg.recipe}[/bold] on {cfg.dataset} "
         f"({cfg.epochs if not cfg.dry_run else 'dry run,'} epochs, device {pick_device()})"
     )
-    with training_progress(cfg, err_console) as (on_epoch, on_step):
-        return train_and_register(
-            cfg, settings, activate=activate, on_epoch=on_epoch, on_step=on_step
+    with (
+        tracking.recorded_run(
+            engine,
+            config=cfg.to_dict(),
+            libraries=library_versions(),
+            git_commit=git_commit(),
+            sweep=sweep,
+        ) as run,
+        training_progress(cfg, err_console) as (on_epoch, on_step),
+    ):
+
+        def each_epoch(row: dict[str, Any]) -> None:
+            on_epoch(row)
+            run.log_epoch(row)
+
+        model = train_and_register(
+            cfg, settings, activate=activate, on_epoch=each_epoch, on_step=on_step
         )
+        # Not `activate`: the first version of all becomes the default regardless.
+        run.succeeded(model, active=registry.current_version(settings.model_dir) == model.version)
+    err_console.print(f"recorded as run {run.id}")
+    return model
 
 
 def print_card(card: dict[str, Any]) -> None:
