@@ -16,7 +16,8 @@ from digitlab.store import db
 API_PREFIX = "/api/v1"
 
 
-def get_service(request: Request) -> Service:
+# async: a plain `def` dependency would cost every request a hop to the thread pool.
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
@@ -24,7 +25,7 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_settings(service: ServiceDep) -> Settings:
+async def get_settings(service: ServiceDep) -> Settings:
     return service.settings
 
 
@@ -40,7 +41,7 @@ def get_session(service: ServiceDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_admin(
+async def require_admin(
     settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """`Authorization: Bearer <DIGITLAB_ADMIN_TOKEN>`; without a configured token the
