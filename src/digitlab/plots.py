@@ -88,6 +88,7 @@ def validation_curves_png(
     """Validation loss and accuracy per epoch, one line per run (and per ensemble member),
     overlaid so runs can be compared; `curves` maps a label to its history rows."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    seen: set[int] = set()
     for label, history in curves.items():
         members = sorted({row.get("member", 0) for row in history})
         for member in members:
@@ -98,13 +99,15 @@ def validation_curves_png(
                 continue
             name = label if len(members) == 1 else f"{label} (member {member + 1})"
             epochs = [r["epoch"] for r in rows]
+            seen.update(epochs)
             (line,) = ax_acc.plot(epochs, [r["val_acc"] for r in rows], marker="o", label=name)
             ax_loss.plot(epochs, [r["val_loss"] for r in rows], marker="o", color=line.get_color())
     ax_loss.set(xlabel="epoch", ylabel="validation loss", title="Validation loss")
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        if len(seen) <= 20:  # whole epochs, also when there is only one
+            ax.set_xticks(sorted(seen))
     if ax_acc.get_legend_handles_labels()[0]:
         ax_acc.legend(fontsize=7)
     fig.suptitle(f"Validation curves {title}", fontsize=9)

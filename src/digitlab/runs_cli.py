@@ -99,7 +99,8 @@ def print_runs(found: list[RunRecord], title: str | None = None) -> None:
     columns = ("id", "status", "started", "time", "recipe", "seed", "changes", "val acc",
                "test acc", "model")  # fmt: skip
     for col in columns:
-        table.add_column(col)
+        # Ids are copied into other commands: never cut; the changes wrap instead.
+        table.add_column(col, no_wrap=col != "changes")
     for r in found:
         table.add_row(str(r.id), r.status, when(r.started_at)[:16], duration(r),
                       f"{r.recipe}/{r.dataset}", str(r.seed), describe(r.config), pct(r.val_acc),
