@@ -14,7 +14,7 @@ from digitlab.api.app import create_app
 from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.store import db
-from digitlab.store.models import ModelRow
+from digitlab.store.models import ModelRow, Promotion
 from tests.api.conftest import ADMIN_TOKEN, FIRST, SECOND, b64, png
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -60,7 +60,8 @@ def test_activate_switches_without_restart(
     engine = db.make_engine(settings_api.database_url)
     with db.transaction(engine) as s:
         active = s.query(ModelRow.version).filter(ModelRow.is_active).all()
-    assert active == [(FIRST,)]
+        promoted = s.query(ModelRow.version, Promotion.promoted_by).join(Promotion).all()
+    assert active == [(FIRST,)] and promoted == [(FIRST, "api")]
     # `digitlab models use` (the same lifecycle function) is picked up as well.
     registry.set_current(settings_api.model_dir, SECOND)
     assert client.post("/api/v1/predict", json=body).json()["model_version"] == SECOND

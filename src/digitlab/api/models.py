@@ -51,6 +51,7 @@ async def activate(version: str, service: ServiceDep, _admin: AdminDep) -> Model
         registry.load_version(model_dir, version)
     except registry.RegistryError as exc:
         raise HTTPException(404, str(exc)) from None
-    await run_in_threadpool(activate_model, service.settings, version)
+    # Recorded in the promotions history as made through the API.
+    await run_in_threadpool(lambda: activate_model(service.settings, version, by="api"))
     model = await run_in_threadpool(lambda: service.predictor.model)  # load it now
     return _out(model, version, model.version)
