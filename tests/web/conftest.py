@@ -34,10 +34,7 @@ CHROMIUM_ARGS = [
 
 
 def serve(settings: Settings) -> Iterator[str]:
-    from digitlab.web.pages import install
-
     app = create_app(settings)
-    install(app)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -17,6 +17,7 @@ from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
 from digitlab.config import Settings
 from digitlab.predictor import Predictor
+from digitlab.web import pages as web
 
 log = logging.getLogger("digitlab.api")
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     for router in (predict.router, predictions.router, models.router):
         app.include_router(router)
     app.include_router(health.router)
+    web.install(app)  # the pages: /, /history, /models and /static
     # The reference API's path, so its clients work unchanged.
     app.add_api_route(
         "/predict",
