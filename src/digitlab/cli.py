@@ -43,13 +43,18 @@ def check_dataset(name: str) -> None:
 @app.command()
 @friendly_errors
 def train(
-    recipe: Annotated[str, typer.Option(help="Recipe: fast, best or reference.")] = "fast",
+    recipe: Annotated[
+        str, typer.Option(help="Recipe: fast, best or reference.", envvar="DIGITLAB_RECIPE")
+    ] = "fast",
     dataset: DatasetOpt = "mnist",
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Override the batch.")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="Override the peak LR.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; same seed, same model.")] = 0,
-    dry_run: Annotated[bool, typer.Option(help="Train one batch only (smoke test).")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="Train one batch only (smoke test).", envvar="DIGITLAB_TRAIN_DRY_RUN"),
+    ] = False,
     activate: Annotated[bool, typer.Option(help="Make the new version the default.")] = True,
     if_missing: Annotated[
         bool, typer.Option(help="Do nothing when a default model already exists.")
@@ -90,7 +95,7 @@ def run_training(
     engine = tracking.open_store(settings)
     err_console.print(
         f"training recipe [bold]{cfg.recipe}[/bold] on {cfg.dataset} "
-        f"({cfg.epochs if not cfg.dry_run else 'dry run,'} epochs, device {pick_device()})"
+        f"({'dry run' if cfg.dry_run else f'{cfg.epochs} epochs'}, device {pick_device()})"
     )
     with (
         tracking.recorded_run(

@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
+from matplotlib.ticker import MaxNLocator
 
 
 def confusion_png(cm: npt.NDArray[np.int64], path: Path, *, title: str = "") -> None:
@@ -76,6 +77,7 @@ def curves_png(history: list[dict[str, Any]], path: Path, *, title: str = "") ->
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(f"Training curves {title}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
