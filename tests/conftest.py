@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from digitlab.config import Settings
 from digitlab.data import Split, load_split
@@ -84,3 +85,14 @@ def trained_fast_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion
         _env_file=None,  # type: ignore[call-arg]
     )
     return train_and_register(get_recipe("fast"), settings)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """`db_url` at the current schema, as `digitlab db upgrade` leaves it."""
+    from digitlab.store import db, migrate
+
+    engine = db.make_engine(db_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()

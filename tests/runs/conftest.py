@@ -3,24 +3,13 @@ and on a real PostgreSQL server (never a mock), with the environment the command
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from digitlab.config import Settings
-from digitlab.store import db, migrate
 from tests.conftest import MNIST_DIR
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """The database at the current schema (as `digitlab db upgrade` leaves it)."""
-    engine = db.make_engine(db_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

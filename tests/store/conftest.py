@@ -3,7 +3,6 @@ on a real PostgreSQL server that the session starts itself (never a mock)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,8 @@ from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.inference import OnnxClassifier
 from digitlab.registry import resolve
-from digitlab.store import db, migrate
 from tests.conftest import MNIST_DIR
 from tests.utils.onnx_model import make_model
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """The database at the current schema."""
-    engine = db.make_engine(db_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
