@@ -9,6 +9,7 @@ digitlab stats
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -75,15 +76,9 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Bring the database schema up to date (the deployment runs this)."""
-    from digitlab.store import db, migrate
+    from digitlab.store import migrate
 
-    engine = db.make_engine(get_settings().database_url)
-    db.ping(engine)
-    with db.translate_errors(engine):
-        before = migrate.current_revision(engine)
-        migrate.upgrade(engine, revision)
-        after = migrate.current_revision(engine)
-    console.print(f"schema of {db.display(engine.url)}: {before or 'empty'} -> {after}")
+    change_schema(migrate.upgrade, revision)
 
 
 def db_downgrade(
@@ -92,13 +87,20 @@ def db_downgrade(
     ],
 ) -> None:
     """Undo migrations down to REVISION (`base` drops every table and its data)."""
+    from digitlab.store import migrate
+
+    change_schema(migrate.downgrade, revision)
+
+
+def change_schema(step: Callable[[Engine, str], None], revision: str) -> None:
+    """Run an Alembic step on the configured database and say what changed."""
     from digitlab.store import db, migrate
 
     engine = db.make_engine(get_settings().database_url)
     db.ping(engine)
     with db.translate_errors(engine):
         before = migrate.current_revision(engine)
-        migrate.downgrade(engine, revision)
+        step(engine, revision)
         after = migrate.current_revision(engine)
     console.print(f"schema of {db.display(engine.url)}: {before or 'empty'} -> {after or 'empty'}")
 

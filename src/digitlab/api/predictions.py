@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import UTC, datetime
 from typing import Annotated
@@ -21,18 +22,9 @@ router = APIRouter(prefix=API_PREFIX, tags=["predictions"])
 
 
 def _out(record: PredictionRecord) -> PredictionOut:
+    # The record's fields are the response's, plus where to fetch the image.
     return PredictionOut(
-        id=record.id,
-        input_id=record.input_id,
-        model_version=record.model_version,
-        label=record.label,
-        confidence=record.confidence,
-        probabilities=record.probabilities,
-        true_label=record.true_label,
-        source=record.source,
-        latency_ms=record.latency_ms,
-        created_at=record.created_at,
-        image_url=f"/api/v1/inputs/{record.input_id}/image.png",
+        **dataclasses.asdict(record), image_url=f"/api/v1/inputs/{record.input_id}/image.png"
     )
 
 

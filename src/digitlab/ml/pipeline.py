@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -165,14 +166,8 @@ def train_and_register(
         (staging / registry.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
         published = registry.publish(staging, model_dir, version)
     except BaseException:
-        _remove_tree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     if activate or registry.current_version(model_dir) is None:
         registry.set_current(model_dir, version)
     return published
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

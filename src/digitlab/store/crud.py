@@ -146,6 +146,37 @@ def record_feedback(
     return row.id
 
 
+def _prepare(
+    images: Images,
+    probabilities: Probs,
+    sources: Sequence[str],
+    labels: Sequence[int | None],
+    originals: Sequence[bytes | None] | None,
+) -> tuple[list[dict[str, Any]], list[int], list[float], list[list[float]]]:
+    """Checked rows for `input_data`, and the predicted label, confidence and
+    probabilities of each image: what both bulk writes store."""
+    n = len(images)
+    if not n == len(probabilities) == len(sources) == len(labels):
+        raise ValueError("images, probabilities, sources and labels differ in length")
+    for label in labels:
+        check_label(label)
+    kept = [o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n]
+    data = [image_bytes(image) for image in images]
+    inputs = [
+        {
+            "image": d,
+            "original": kept[i],
+            "sha256": hashlib.sha256(d).hexdigest(),
+            "source": sources[i],
+            "label": labels[i],
+        }
+        for i, d in enumerate(data)
+    ]
+    predicted = probabilities.argmax(axis=1).tolist()
+    confidence = np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist()
+    return inputs, predicted, confidence, probabilities.astype(float).tolist()
+
+
 def record_batch(
     session: Session,
     *,
@@ -157,49 +188,26 @@ def record_batch(
     latency_ms: float,
     originals: Sequence[bytes | None] | None = None,
 ) -> int:
-    """Store many inputs with their predictions; COPY on PostgreSQL, executemany
+    """Store many inputs with their predictions; COPY on PostgreSQL, multi-row INSERTs
     elsewhere. `latency_ms` is per image. Returns the number of predictions stored."""
-    n = len(images)
-    if not n == len(probabilities) == len(sources) == len(labels):
-        raise ValueError("images, probabilities, sources and labels differ in length")
-    for label in labels:
-        check_label(label)
-    kept = [o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or []]
-    data = [image_bytes(image) for image in images]
-    inputs = [
-        {
-            "image": d,
-            "original": kept[i] if kept else None,
-            "sha256": hashlib.sha256(d).hexdigest(),
-            "source": sources[i],
-            "label": labels[i],
-        }
-        for i, d in enumerate(data)
-    ]
-    predicted = probabilities.argmax(axis=1).tolist()
-    confidence = np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist()
-    probs = probabilities.astype(float).tolist()
-    if session.get_bind().dialect.name == "postgresql":
-        _copy_batch(session, inputs, predicted, confidence, probs, model_id, latency_ms)
-        return n
-    input_ids = session.scalars(
-        insert(InputData).returning(InputData.id, sort_by_parameter_order=True), inputs
-    ).all()
-    session.execute(
-        insert(Prediction),
-        [
-            {
-                "input_id": input_ids[i],
-                "model_id": model_id,
-                "label": predicted[i],
-                "confidence": confidence[i],
-                "probabilities": probs[i],
-                "latency_ms": latency_ms,
-            }
-            for i in range(n)
-        ],
+    if session.get_bind().dialect.name != "postgresql":
+        return len(
+            record_predictions(
+                session,
+                images=images,
+                probabilities=probabilities,
+                model_id=model_id,
+                sources=sources,
+                labels=labels,
+                latency_ms=latency_ms,
+                originals=originals,
+            )
+        )
+    inputs, predicted, confidence, probs = _prepare(
+        images, probabilities, sources, labels, originals
     )
-    return n
+    _copy_batch(session, inputs, predicted, confidence, probs, model_id, latency_ms)
+    return len(inputs)
 
 
 def _copy_batch(
@@ -252,29 +260,12 @@ def record_predictions(
 ) -> list[tuple[int, int]]:
     """Store inputs with their predictions and return their (input id, prediction id)
     pairs, in order: what the service answers with. One multi-row INSERT per table."""
-    n = len(images)
-    if not n == len(probabilities) == len(sources) == len(labels):
-        raise ValueError("images, probabilities, sources and labels differ in length")
-    for label in labels:
-        check_label(label)
-    kept = [o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n]
-    data = [image_bytes(image) for image in images]
+    inputs, predicted, confidence, probs = _prepare(
+        images, probabilities, sources, labels, originals
+    )
     input_ids = session.scalars(
-        insert(InputData).returning(InputData.id, sort_by_parameter_order=True),
-        [
-            {
-                "image": d,
-                "original": kept[i],
-                "sha256": hashlib.sha256(d).hexdigest(),
-                "source": sources[i],
-                "label": labels[i],
-            }
-            for i, d in enumerate(data)
-        ],
+        insert(InputData).returning(InputData.id, sort_by_parameter_order=True), inputs
     ).all()
-    predicted = probabilities.argmax(axis=1).tolist()
-    confidence = np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist()
-    probs = probabilities.astype(float).tolist()
     prediction_ids = session.scalars(
         insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
         [
@@ -286,7 +277,7 @@ def record_predictions(
                 "probabilities": probs[i],
                 "latency_ms": latency_ms,
             }
-            for i in range(n)
+            for i in range(len(inputs))
         ],
     ).all()
     return list(zip(input_ids, prediction_ids, strict=True))
