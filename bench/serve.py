@@ -1,4 +1,4 @@
-"""Serving benchmark: the HTTP service (uvicorn, one process) in front of a throwaway
+"""Serving benchmark: the service as users run it (`digitlab serve`) in front of a throwaway
 PostgreSQL server (fsync on; --no-fsync for the CPU-bound figure), driven by a load
 generator in a separate process on the same machine; then the model alone, onnxruntime
 beside torch eager.
@@ -107,19 +107,11 @@ def predictions_count(url: str) -> int:
     return n
 
 
-def start_service(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_service(url: str, port: int) -> subprocess.Popen[bytes]:
+    """`digitlab serve`, as a user runs it, on the benchmark's database."""
     env = os.environ | {"DIGITLAB_DATABASE_URL": url}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "digitlab.api.app:app_from_environment",
-           "--port", str(port), "--log-level", "warning", "--no-access-log",
-           "--workers", str(workers)]  # fmt: skip
-    try:
-        import httptools  # noqa: F401
-        import uvloop  # noqa: F401
-
-        cmd += ["--loop", "uvloop", "--http", "httptools"]
-    except ImportError:
-        pass
-    service = subprocess.Popen(cmd, env=env)
+    cmd = [sys.executable, "-m", "digitlab", "serve", "--port", str(port)]
+    service = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -176,7 +168,6 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=1500, help="requests, one client")
     parser.add_argument("--requests", type=int, default=8000, help="requests, 16 clients")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--batch", type=int, default=4096, help="images, model only")
     parser.add_argument(
         "--no-fsync", action="store_true", help="PostgreSQL without fsync: the CPU-bound figure"
@@ -190,13 +181,13 @@ def main() -> None:
     model = registry.resolve(settings.model_dir)
     print(f"model {model.version}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
     single, many = [], []
-    print(f"PostgreSQL fsync {'off' if args.no_fsync else 'on'}, {args.workers} worker(s)")
+    print(f"PostgreSQL fsync {'off' if args.no_fsync else 'on'}; the service is `digitlab serve`")
     with PostgresServer.start(durable=not args.no_fsync) as pg:
         for run in range(args.runs):
             url = pg.create_database(f"serve_{run}")
             migrate.upgrade(db.make_engine(url))
             port = free_port()
-            service = start_service(url, port, args.workers)
+            service = start_service(url, port)
             try:
                 single.append(run_load(port, 1, args.single))
                 many.append(run_load(port, args.clients, args.requests))

@@ -85,3 +85,22 @@ def test_service_starts_while_the_database_is_down(
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/predict", json=body).status_code == 200
     assert counts(settings) == (1, 1)
+
+
+def test_a_database_restart_between_requests_fails_none(
+    own_pg: PostgresServer, tmp_path: Path, linear_models: Path, mnist_test: Split
+) -> None:
+    # The writer keeps one connection open; a restart ends it while it is idle, and the
+    # next request must reconnect rather than answer 503.
+    settings = api_settings(tmp_path, own_pg.create_database("restart"))
+    shutil.copytree(linear_models, settings.model_dir)
+    migrate.upgrade(db.make_engine(settings.database_url))
+    body = {"image": b64(png(mnist_test.images[0]))}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for mode in ("fast", "immediate"):
+            assert client.post("/api/v1/predict", json=body).status_code == 200
+            own_pg.stop(mode=mode)
+            own_pg.launch()
+            r = client.post("/api/v1/predict", json=body)
+            assert r.status_code == 200, r.text
+    assert counts(settings) == (4, 4)

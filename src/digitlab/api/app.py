@@ -35,7 +35,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        service.writer.close()  # let the last group commit, then stop the writer thread
+        service.close()
 
     app = FastAPI(
         title="digitlab",

@@ -17,7 +17,8 @@ from digitlab.api.metrics import Metrics
 from digitlab.config import Settings
 from digitlab.predictor import Batch, Predictor
 from digitlab.scoring import ensure_model
-from digitlab.store import crud, db, migrate
+from digitlab.store import db, migrate
+from digitlab.store.writers import PgWriter, SessionWriter, writer_for
 
 log = logging.getLogger("digitlab.api")
 
@@ -37,9 +38,16 @@ class Service:
     _model_ids: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     writer: GroupWriter = field(init=False)
+    _store: PgWriter | SessionWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.writer = GroupWriter(self._predict_and_store)
+        self._store = writer_for(self.engine)
+
+    def close(self) -> None:
+        """Let the last group commit, then stop the writer thread and its connection."""
+        self.writer.close()
+        self._store.close()
 
     def model_id(self, model: registry.ModelVersion) -> int:
         """The version's id in `models`, registered on first use (also after an outage)."""
@@ -75,17 +83,15 @@ class Service:
     ) -> tuple[Batch, list[tuple[int, int]]]:
         batch = self.predictor.predict(digits)
         model_id = self.model_id(batch.model)
-        with db.transaction(self.engine) as session:
-            ids = crud.record_predictions(
-                session,
-                images=digits,
-                probabilities=batch.probabilities,
-                model_id=model_id,
-                sources=sources,
-                labels=labels,
-                latency_ms=batch.seconds * 1000 / len(digits),
-                originals=originals,
-            )
+        ids = self._store.record_predictions(
+            images=digits,
+            probabilities=batch.probabilities,
+            model_id=model_id,
+            sources=sources,
+            labels=labels,
+            latency_ms=batch.seconds * 1000 / len(digits),
+            originals=originals,
+        )
         self.metrics.serving(batch.model.version)
         self.metrics.predicted(batch.labels)
         return batch, ids

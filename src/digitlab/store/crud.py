@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -146,35 +147,69 @@ def record_feedback(
     return row.id
 
 
-def _prepare(
+@dataclass(frozen=True)
+class Rows:
+    """Checked columns for `input_data`, and the predicted label, confidence and
+    probabilities of each image: what every bulk write stores."""
+
+    images: list[bytes]
+    originals: list[bytes | None]
+    sha256: list[str]
+    sources: list[str]
+    labels: list[int | None]
+    predicted: list[int]
+    confidence: list[float]
+    probabilities: Probs
+
+    def inputs(self) -> list[dict[str, Any]]:
+        """One `input_data` row per image, as a dict of column values."""
+        names = ("image", "original", "sha256", "source", "label")
+        columns = (self.images, self.originals, self.sha256, self.sources, self.labels)
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def check_group(
+    images: Images, probabilities: Probs, sources: Sequence[str], labels: Sequence[int | None]
+) -> None:
+    """Raise ValueError unless the columns of a group of predictions fit together."""
+    if not len(images) == len(probabilities) == len(sources) == len(labels):
+        raise ValueError("images, probabilities, sources and labels differ in length")
+    if images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise ValueError(f"expected 28x28 uint8 images, got {images.shape} {images.dtype}")
+    for label in labels:
+        check_label(label)
+
+
+def kept_originals(originals: Sequence[bytes | None] | None, n: int) -> list[bytes | None]:
+    """The uploads as sent, where small enough to keep (else only the 28x28 is kept)."""
+    return [o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n]
+
+
+def prepare_rows(
     images: Images,
     probabilities: Probs,
     sources: Sequence[str],
     labels: Sequence[int | None],
     originals: Sequence[bytes | None] | None,
-) -> tuple[list[dict[str, Any]], list[int], list[float], list[list[float]]]:
-    """Checked rows for `input_data`, and the predicted label, confidence and
-    probabilities of each image: what both bulk writes store."""
+) -> Rows:
     n = len(images)
     if not n == len(probabilities) == len(sources) == len(labels):
         raise ValueError("images, probabilities, sources and labels differ in length")
     for label in labels:
         check_label(label)
-    kept = [o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n]
     data = [image_bytes(image) for image in images]
-    inputs = [
-        {
-            "image": d,
-            "original": kept[i],
-            "sha256": hashlib.sha256(d).hexdigest(),
-            "source": sources[i],
-            "label": labels[i],
-        }
-        for i, d in enumerate(data)
-    ]
-    predicted = probabilities.argmax(axis=1).tolist()
-    confidence = np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist()
-    return inputs, predicted, confidence, probabilities.astype(float).tolist()
+    return Rows(
+        images=data,
+        originals=[
+            o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n
+        ],
+        sha256=[hashlib.sha256(d).hexdigest() for d in data],
+        sources=list(sources),
+        labels=list(labels),
+        predicted=probabilities.argmax(axis=1).tolist(),
+        confidence=np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist(),
+        probabilities=probabilities,
+    )
 
 
 def record_batch(
@@ -203,48 +238,40 @@ def record_batch(
                 originals=originals,
             )
         )
-    inputs, predicted, confidence, probs = _prepare(
-        images, probabilities, sources, labels, originals
-    )
-    _copy_batch(session, inputs, predicted, confidence, probs, model_id, latency_ms)
-    return len(inputs)
+    rows = prepare_rows(images, probabilities, sources, labels, originals)
+    _copy_batch(session, rows, model_id, latency_ms)
+    return len(rows.images)
 
 
-def _copy_batch(
-    session: Session,
-    inputs: list[dict[str, Any]],
-    predicted: list[int],
-    confidence: list[float],
-    probs: list[list[float]],
-    model_id: int,
-    latency_ms: float,
-) -> None:
+def _copy_batch(session: Session, rows: Rows, model_id: int, latency_ms: float) -> None:
     # Ids come from the table's own sequence, so COPY can write both tables at once.
     ids = session.scalars(
         text(
             "SELECT nextval(pg_get_serial_sequence('input_data', 'id')) FROM generate_series(1, :n)"
         ),
-        {"n": len(inputs)},
+        {"n": len(rows.images)},
     ).all()
     raw = session.connection().connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
+    probs = rows.probabilities.astype(float).tolist()
     with raw.cursor() as cursor:
         with cursor.copy(
             "COPY input_data (id, image, original, sha256, source, label) "
             "FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int8", "bytea", "bytea", "varchar", "varchar", "int2"])
-            for i, row in zip(ids, inputs, strict=True):
-                copy.write_row(
-                    (i, row["image"], row["original"], row["sha256"], row["source"], row["label"])
-                )
+            columns = (rows.images, rows.originals, rows.sha256, rows.sources, rows.labels)
+            for i, *values in zip(ids, *columns, strict=True):
+                copy.write_row((i, *values))
         with cursor.copy(
             "COPY predictions (input_id, model_id, label, confidence, probabilities, latency_ms)"
             " FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["int8", "int4", "int2", "float8", "float4[]", "float8"])
             for k, i in enumerate(ids):
-                copy.write_row((i, model_id, predicted[k], confidence[k], probs[k], latency_ms))
+                copy.write_row(
+                    (i, model_id, rows.predicted[k], rows.confidence[k], probs[k], latency_ms)
+                )
 
 
 def record_predictions(
@@ -260,24 +287,23 @@ def record_predictions(
 ) -> list[tuple[int, int]]:
     """Store inputs with their predictions and return their (input id, prediction id)
     pairs, in order: what the service answers with. One multi-row INSERT per table."""
-    inputs, predicted, confidence, probs = _prepare(
-        images, probabilities, sources, labels, originals
-    )
+    rows = prepare_rows(images, probabilities, sources, labels, originals)
     input_ids = session.scalars(
-        insert(InputData).returning(InputData.id, sort_by_parameter_order=True), inputs
+        insert(InputData).returning(InputData.id, sort_by_parameter_order=True), rows.inputs()
     ).all()
+    probs = rows.probabilities.astype(float).tolist()
     prediction_ids = session.scalars(
         insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
         [
             {
-                "input_id": input_ids[i],
+                "input_id": input_id,
                 "model_id": model_id,
-                "label": predicted[i],
-                "confidence": confidence[i],
-                "probabilities": probs[i],
+                "label": rows.predicted[k],
+                "confidence": rows.confidence[k],
+                "probabilities": probs[k],
                 "latency_ms": latency_ms,
             }
-            for i in range(len(inputs))
+            for k, input_id in enumerate(input_ids)
         ],
     ).all()
     return list(zip(input_ids, prediction_ids, strict=True))

@@ -23,6 +23,7 @@ from digitlab.store import migrate
 
 SUPPORTED = ("sqlite", "postgresql+psycopg")
 URL_HELP = "use sqlite:///path/to/file.db or postgresql+psycopg://user:password@host:5432/dbname"
+PG_CONNECT_ARGS = {"connect_timeout": 5, "application_name": "digitlab"}
 
 
 class StoreError(Exception):
@@ -53,7 +54,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         parsed,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5, "application_name": "digitlab"},
+        connect_args=PG_CONNECT_ARGS,
     )
 
 

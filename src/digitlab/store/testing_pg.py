@@ -58,6 +58,7 @@ class PostgresServer:
     root: Path
     port: int
     bindir: Path
+    durable: bool = False  # fsync and synchronous commit on, for every launch
 
     @property
     def data_dir(self) -> Path:
@@ -81,19 +82,19 @@ class PostgresServer:
         root = Path(tempfile.mkdtemp(prefix="digitlab-pg-"))
         if os.geteuid() == 0:
             shutil.chown(root, user=SERVER_USER)
-        server = cls(root, free_port(), find_bindir())
+        server = cls(root, free_port(), find_bindir(), durable)
         try:
             server._run("initdb", "-D", str(server.data_dir), "-U", SERVER_USER,
                         "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
-            server.launch(durable=durable)
+            server.launch()
             yield server
         finally:
             server.stop(missing_ok=True)
             shutil.rmtree(root, ignore_errors=True)
 
-    def launch(self, *, durable: bool = False) -> None:
+    def launch(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-        if not durable:
+        if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = str(self.root / "server.log")
         self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", log, "-w", "start")

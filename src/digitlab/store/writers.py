@@ -1,0 +1,149 @@
+"""The service's write path: `writer_for(engine)`.
+
+On PostgreSQL each group of predictions is one statement on
+one connection kept open in autocommit mode, so storing it costs one round trip and one
+commit. Through the ORM the same write took seven round trips (pool ping, BEGIN, two
+INSERTs, COMMIT and the session's own work), about 3 ms against 0.7 ms here.
+
+The statement draws the input ids from their sequence first, so both tables are written
+from the same rows, and a single statement is atomic: a group is stored whole or not at
+all. Not thread-safe: one writer thread owns it.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from sqlalchemy import Engine
+
+from digitlab.store import crud, db
+from digitlab.store.crud import Images, Probs
+
+INSERT = """
+WITH rows AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('input_data', 'id')) AS id,
+           substring(%(images)b FROM (u.n::int - 1) * 784 + 1 FOR 784) AS image, u.*
+    FROM unnest(
+        %(original)b::bytea[], %(source)b::varchar[], %(label)b::int2[],
+        %(predicted)b::int2[], %(confidence)b::float8[]
+    ) WITH ORDINALITY AS u(original, source, label, predicted, confidence, n)
+), inputs AS (
+    INSERT INTO input_data (id, image, original, sha256, source, label)
+    SELECT id, image, original, encode(sha256(image), 'hex'), source, label FROM rows
+), predictions AS (
+    INSERT INTO predictions (input_id, model_id, label, confidence, probabilities, latency_ms)
+    SELECT id, %(model_id)b, predicted, confidence,
+           (%(probabilities)b::float4[])[(n - 1) * 10 + 1 : n * 10], %(latency_ms)b
+    FROM rows
+    RETURNING input_id, id
+)
+SELECT rows.id, predictions.id FROM rows JOIN predictions ON predictions.input_id = rows.id
+ORDER BY rows.n
+"""
+
+
+class SessionWriter:
+    """Any database, SQLite's path: the ORM's multi-row INSERTs in one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record_predictions(
+        self,
+        *,
+        images: Images,
+        probabilities: Probs,
+        model_id: int,
+        sources: Sequence[str],
+        labels: Sequence[int | None],
+        latency_ms: float,
+        originals: Sequence[bytes | None] | None = None,
+    ) -> list[tuple[int, int]]:
+        with db.transaction(self.engine) as session:
+            return crud.record_predictions(
+                session,
+                images=images,
+                probabilities=probabilities,
+                model_id=model_id,
+                sources=sources,
+                labels=labels,
+                latency_ms=latency_ms,
+                originals=originals,
+            )
+
+    def close(self) -> None:
+        pass
+
+
+def writer_for(engine: Engine) -> PgWriter | SessionWriter:
+    return PgWriter(engine) if engine.dialect.name == "postgresql" else SessionWriter(engine)
+
+
+class PgWriter:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def record_predictions(
+        self,
+        *,
+        images: Images,
+        probabilities: Probs,
+        model_id: int,
+        sources: Sequence[str],
+        labels: Sequence[int | None],
+        latency_ms: float,
+        originals: Sequence[bytes | None] | None = None,
+    ) -> list[tuple[int, int]]:
+        """What `crud.record_predictions` does, committed on return; a StoreError
+        leaves nothing stored. The parameters go in binary, the images as one blob and
+        the probabilities as one array: dumping them element by element cost more CPU
+        than the whole round trip."""
+        crud.check_group(images, probabilities, sources, labels)
+        params = {
+            "images": np.ascontiguousarray(images).tobytes(),
+            "original": crud.kept_originals(originals, len(images)),
+            "source": list(sources),
+            "label": list(labels),
+            "predicted": probabilities.argmax(axis=1).tolist(),
+            "confidence": np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist(),
+            "probabilities": probabilities.astype(float).ravel().tolist(),
+            "model_id": model_id,
+            "latency_ms": latency_ms,
+        }
+        with db.translate_errors(self.engine):
+            conn = self._connection()
+            try:
+                return [(int(i), int(p)) for i, p in conn.execute(INSERT, params).fetchall()]
+            except psycopg.OperationalError:
+                self.close()  # the next group connects afresh
+                raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is not None and (conn.closed or _has_unread_data(conn)):
+            # An idle connection with something to read was ended by the server (a
+            # restart sends its goodbye, or just EOF): reconnect instead of failing the
+            # next group. Checking costs a poll, not a round trip like a pool ping.
+            self.close()
+            conn = None
+        if conn is None:
+            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+            params = {**cparams, **db.PG_CONNECT_ARGS}
+            conn = psycopg.connect(*cargs, **params, autocommit=True)
+            self._conn = conn
+        return conn
+
+
+def _has_unread_data(conn: psycopg.Connection[Any]) -> bool:
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
