@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,13 +108,22 @@ def predictions_count(url: str) -> int:
     return n
 
 
-def start_service(url: str, port: int) -> subprocess.Popen[bytes]:
-    """`digitlab serve`, as a user runs it, on the benchmark's database."""
-    env = os.environ | {"DIGITLAB_DATABASE_URL": url}
-    cmd = [sys.executable, "-m", "digitlab", "serve", "--port", str(port)]
-    service = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+SERVICE = [sys.executable, "-m", "digitlab", "serve"]
+BASELINE = [sys.executable, "-m", "uvicorn", "--factory", "naive_app:app"]
+
+
+def start_service(cmd: list[str], url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start `cmd` listening on `port` over the database at `url`; wait until ready."""
+    bench = str(Path(__file__).parent)
+    env = os.environ | {
+        "DIGITLAB_DATABASE_URL": url,
+        "DIGITLAB_PORT": str(port),
+        "PYTHONPATH": os.pathsep.join(filter(None, [bench, os.environ.get("PYTHONPATH")])),
+    }
+    with log.open("wb") as out:
+        service = subprocess.Popen([*cmd, "--port", str(port)], env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and service.poll() is None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             conn.request("GET", "/readyz")
@@ -123,7 +133,36 @@ def start_service(url: str, port: int) -> subprocess.Popen[bytes]:
             pass
         time.sleep(0.2)
     service.kill()
-    raise SystemExit("the service did not become ready in 60 s")
+    raise SystemExit(f"{' '.join(cmd)} did not become ready:\n{log.read_text()[-2000:]}")
+
+
+def measure(
+    pg: PostgresServer, name: str, cmd: list[str], single: int, clients: int, requests: int
+) -> dict[str, Any]:
+    """One client, then `clients` at once, against `cmd` on a new database; the rows
+    stored are checked against the answers."""
+    url = pg.create_database(name)
+    migrate.upgrade(db.make_engine(url))
+    port = free_port()
+    service = start_service(cmd, url, port, pg.root / f"{name}.log")
+    try:
+        one = run_load(port, 1, single)
+        many = run_load(port, clients, requests)
+    finally:
+        service.terminate()
+        service.wait()
+    # Warm-ups included: every 200 the service answered is a stored row.
+    stored = predictions_count(url)
+    answered = sum(r["ok"] + r["warmup_ok"] for r in (one, many))
+    result = {
+        "p50_1": one["p50_ms"],
+        "rps": many["rps"],
+        "p99": many["p99_ms"],
+        "errors": one["errors"] + many["errors"],
+        "rows_match": stored == answered,
+    }
+    print(f"{name}: {result} ({stored} rows for {answered} answers)")
+    return result
 
 
 def model_only(model: registry.ModelVersion, batch: int, reps: int) -> dict[str, float]:
@@ -162,6 +201,34 @@ def model_only(model: registry.ModelVersion, batch: int, reps: int) -> dict[str,
     return result
 
 
+ROWS = (
+    ("1 client, p50 per request", "p50_1", "<= 3 ms", "{:.2f} ms"),
+    ("16 clients, throughput", "rps", ">= 800 req/s", "{:,.0f} req/s"),
+    ("16 clients, p99", "p99", "<= 50 ms", "{:.1f} ms"),
+)
+
+
+def table(ours: list[dict[str, Any]], base: list[dict[str, Any]]) -> None:
+    med = statistics.median
+    print("| measure | goal | digitlab serve, median (runs) | baseline, median (runs) |")
+    print("|---|---|---|---|")
+    for label, key, goal, fmt in ROWS:
+        cells = []
+        for results in (ours, base):
+            values = [r[key] for r in results]
+            runs = ", ".join(fmt.format(v).split()[0] for v in values)
+            cells.append(f"{fmt.format(med(values))} ({runs})")
+        print(f"| {label} | {goal} | {cells[0]} | {cells[1]} |")
+    for results in (ours, base):
+        errors = sum(r["errors"] for r in results)
+        match = all(r["rows_match"] for r in results)
+        results.append({"errors": errors, "rows_match": match})
+    print(
+        f"| errors; rows = answers | 0; yes | {ours[-1]['errors']}; {ours[-1]['rows_match']} | "
+        f"{base[-1]['errors']}; {base[-1]['rows_match']} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -180,43 +247,28 @@ def main() -> None:
     settings = get_settings()
     model = registry.resolve(settings.model_dir)
     print(f"model {model.version}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
-    single, many = [], []
-    print(f"PostgreSQL fsync {'off' if args.no_fsync else 'on'}; the service is `digitlab serve`")
+    print(f"PostgreSQL fsync {'off' if args.no_fsync else 'on'}")
+    ours: list[dict[str, Any]] = []
+    base: list[dict[str, Any]] = []
     with PostgresServer.start(durable=not args.no_fsync) as pg:
         for run in range(args.runs):
-            url = pg.create_database(f"serve_{run}")
-            migrate.upgrade(db.make_engine(url))
-            port = free_port()
-            service = start_service(url, port)
-            try:
-                single.append(run_load(port, 1, args.single))
-                many.append(run_load(port, args.clients, args.requests))
-            finally:
-                service.terminate()
-                service.wait()
-            # Warm-ups included: every 200 the service answered is a stored row.
-            stored = predictions_count(url)
-            answered = sum(r["ok"] + r["warmup_ok"] for r in (single[-1], many[-1]))
-            many[-1]["rows_match"] = stored == answered
-            print(f"run {run + 1}: 1 client {single[-1]}\n  {args.clients} clients {many[-1]}, "
-                  f"{stored} rows for {answered} answers")  # fmt: skip
-    onnx = model_only(model, args.batch, 5)
-    med = statistics.median
+            # Interleaved, so that both see the same machine and the same server state.
+            ours.append(
+                measure(pg, f"serve_{run}", SERVICE, args.single, args.clients, args.requests)
+            )
+            base.append(
+                measure(
+                    pg, f"baseline_{run}", BASELINE, args.single, args.clients, args.requests // 4
+                )
+            )
     print()
-    print("| measure | median of 3 | runs |")
-    print("|---|---|---|")
-    p50s = [r["p50_ms"] for r in single]
-    print(f"| 1 client, p50 per request | {med(p50s):.2f} ms | "
-          f"{', '.join(f'{v:.2f}' for v in p50s)} |")  # fmt: skip
-    for key, unit in (("rps", "req/s"), ("p99_ms", "ms")):
-        values = [r[key] for r in many]
-        print(f"| {args.clients} clients, {key} | {med(values):,.1f} {unit} | "
-              f"{', '.join(f'{v:,.1f}' for v in values)} |")  # fmt: skip
-    errors = sum(r["errors"] for r in many)
-    print(f"| {args.clients} clients, errors / rows match | {errors} / "
-          f"{all(r['rows_match'] for r in many)} | |")  # fmt: skip
-    for name, rate in onnx.items():
-        print(f"| model only, {name}, batch {args.batch} | {rate:,.0f} images/s | |")
+    table(ours, base)
+    rates = model_only(model, args.batch, 5)
+    torch_rate = f"{rates['torch eager']:,.0f} (torch eager)" if "torch eager" in rates else "-"
+    print(
+        f"| model only, batch {args.batch}, images/s | >= 20,000 | "
+        f"{rates['onnxruntime']:,.0f} (onnxruntime) | {torch_rate} |"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ digitlab serve [--host 127.0.0.1] [--port 8000]
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 from typing import Annotated
 
@@ -22,6 +23,11 @@ def serve_forever(settings: Settings, *, log_level: str = "info") -> None:
     from digitlab.api.app import create_app
 
     app = create_app(settings)
+    # Everything loaded so far (modules, the model, the app) lives as long as the
+    # process. Frozen, the collector stops scanning it: a full collection over it took
+    # about 100 ms every few seconds under load, a pause every request in flight waited.
+    gc.collect()
+    gc.freeze()
     console.print(
         f"serving on http://{settings.host}:{settings.port} (API docs at /docs); Ctrl-C stops"
     )
