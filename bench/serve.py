@@ -19,13 +19,14 @@ import http.client
 import io
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -50,16 +51,35 @@ def bodies(count: int) -> list[bytes]:
 
 
 def client_loop(port: int, payloads: list[bytes], n: int, out: list[tuple[float, int]]) -> None:
-    """One keep-alive connection sending `n` requests one after another."""
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    headers = {"content-type": "application/json"}
-    for k in range(n):
-        start = time.perf_counter()
-        conn.request("POST", "/api/v1/predict", payloads[k % len(payloads)], headers)
-        response = conn.getresponse()
-        response.read()
-        out.append((time.perf_counter() - start, response.status))
-    conn.close()
+    """One keep-alive connection sending `n` requests one after another.
+
+    Raw HTTP/1.1 on a socket, requests built beforehand: http.client spent ~0.7 ms of
+    CPU a request on headers, on the same cores as the service it measures."""
+    head = "POST /api/v1/predict HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+    requests = [f"{head}content-length: {len(p)}\r\n\r\n".encode() + p for p in payloads]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        for k in range(n):
+            start = time.perf_counter()
+            sock.sendall(requests[k % len(requests)])
+            status = read_response(reader)
+            out.append((time.perf_counter() - start, status))
+
+
+def read_response(reader: BinaryIO) -> int:
+    """Read one response (the service always sends content-length); its status."""
+    line = reader.readline()
+    if not line:
+        raise ConnectionError("the service closed the connection")
+    status = int(line.split()[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    reader.read(length)
+    return status
 
 
 def load(port: int, clients: int, requests: int) -> dict[str, Any]:

@@ -79,6 +79,14 @@ class Predictor:
             self._checked_at = now
             return self._classifier
 
+    def loaded(self) -> bool:
+        """Whether the model CURRENT names is loaded: predicting will not load one."""
+        if self._classifier is None:
+            return False
+        if time.monotonic() - self._checked_at < self.check_every:
+            return True
+        return self._pointer_stamp() == self._stamp
+
     @property
     def model(self) -> registry.ModelVersion:
         return self.classifier().model

@@ -4,6 +4,7 @@ refused group leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import numpy as np
@@ -26,19 +27,23 @@ def test_a_group_is_stored_under_the_ids_it_answers_with(engine: Engine) -> None
     originals: list[bytes | None] = [bytes([k]) * (k + 1) if k % 2 else None for k in range(n)]
     originals[1] = b"x" * (MAX_ORIGINAL_BYTES + 1)  # too big to keep
     model_id = new_model(engine)
-    writer = writers.writer_for(engine)
-    try:
-        ids = writer.record_predictions(
-            images=images,
-            probabilities=probs,
-            model_id=model_id,
-            sources=[f"test/{k}" for k in range(n)],
-            labels=labels,
-            latency_ms=0.5,
-            originals=originals,
-        )
-    finally:
-        writer.close()
+
+    async def write() -> list[tuple[int, int]]:
+        writer = writers.writer_for(engine)
+        try:
+            return await writer.record_predictions(
+                images=images,
+                probabilities=probs,
+                model_id=model_id,
+                sources=[f"test/{k}" for k in range(n)],
+                labels=labels,
+                latency_ms=0.5,
+                originals=originals,
+            )
+        finally:
+            await writer.close()
+
+    ids = asyncio.run(write())
     assert len(ids) == n and len({i for i, _ in ids}) == n
     with db.transaction(engine) as s:
         for k, (input_id, prediction_id) in enumerate(ids):
@@ -57,28 +62,33 @@ def test_a_group_is_stored_under_the_ids_it_answers_with(engine: Engine) -> None
 
 def test_a_refused_group_stores_nothing(engine: Engine) -> None:
     images = np.zeros((3, 28, 28), np.uint8)
-    writer = writers.writer_for(engine)
     group = {"sources": ["s"] * 3, "labels": [None, 1, 2], "latency_ms": 1.0}
-    try:
-        with pytest.raises(db.StoreError, match="refused the write"):
-            writer.record_predictions(
-                images=images, probabilities=some_probs(3), model_id=999, **group
+    model_ids = new_model(engine), new_model(engine, "v2")
+
+    async def write() -> list[tuple[int, int]]:
+        writer = writers.writer_for(engine)
+        try:
+            with pytest.raises(db.StoreError, match="refused the write"):
+                await writer.record_predictions(
+                    images=images, probabilities=some_probs(3), model_id=999, **group
+                )
+            with pytest.raises(ValueError, match="label 11"):
+                await writer.record_predictions(
+                    images=images,
+                    probabilities=some_probs(3),
+                    model_id=model_ids[0],
+                    sources=["s"] * 3,
+                    labels=[None, 11, 2],
+                    latency_ms=1.0,
+                )
+            # The writer goes on after a refusal: the next group is stored.
+            return await writer.record_predictions(
+                images=images, probabilities=some_probs(3), model_id=model_ids[1], **group
             )
-        with pytest.raises(ValueError, match="label 11"):
-            writer.record_predictions(
-                images=images,
-                probabilities=some_probs(3),
-                model_id=new_model(engine),
-                sources=["s"] * 3,
-                labels=[None, 11, 2],
-                latency_ms=1.0,
-            )
-        # The writer goes on after a refusal: the next group is stored.
-        ids = writer.record_predictions(
-            images=images, probabilities=some_probs(3), model_id=new_model(engine, "v2"), **group
-        )
-    finally:
-        writer.close()
+        finally:
+            await writer.close()
+
+    ids = asyncio.run(write())
     assert count(engine, InputData) == count(engine, Prediction) == 3
     with db.transaction(engine) as s:
         stored = s.scalars(select(Prediction.id).order_by(Prediction.id)).all()

@@ -35,7 +35,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        service.close()
+        await service.close()
 
     app = FastAPI(
         title="digitlab",

@@ -1,26 +1,34 @@
-"""Group commit: predictions that arrive together are scored in one model call and stored
-in one transaction by a single writer thread, so concurrent clients share the database
-round trips and the commit's flush to disk instead of queueing for them one by one.
+"""Group commit on the event loop: predictions that arrive together are scored in one
+model call and stored in one write, so concurrent clients share the database round trip
+and the commit's flush instead of queueing for them one by one.
+
+There is no writer thread. A drain task runs on the loop while jobs are waiting; while
+it awaits the database, the loop goes on reading requests, and whatever arrived meanwhile
+is the next group. A thread in between cost two wake-ups and GIL hand-offs per group.
 
 Each request's input and prediction are in the same transaction, committed before its
-answer is sent; when a group's transaction fails, every request in it gets the error and
+answer is sent; when a group's write fails, every request in it gets the error and
 nothing of the group is stored.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from digitlab.predictor import Batch
 
-MAX_GROUP = 256  # images per group: one model call, one transaction
+MAX_GROUP = 256  # images per group: one model call, one write
+
+Ids = list[tuple[int, int]]  # (input id, prediction id) per image
+Store = Callable[
+    [npt.NDArray[np.uint8], list[str], list[int | None], list[bytes | None]],
+    Awaitable[tuple[Batch, Ids]],
+]
 
 
 @dataclass
@@ -29,69 +37,53 @@ class Job:
     sources: list[str]
     labels: list[int | None]
     originals: list[bytes | None]
-    future: Future[tuple[Batch, list[tuple[int, int]]]] = field(default_factory=Future)
-
-
-Store = Callable[
-    [npt.NDArray[np.uint8], list[str], list[int | None], list[bytes | None]],
-    tuple[Batch, list[tuple[int, int]]],
-]
+    future: asyncio.Future[tuple[Batch, Ids]]
 
 
 class GroupWriter:
-    """A writer thread that drains whatever is queued (up to MAX_GROUP images) into one
-    call of `store`; one waiting job alone is written at once, never held back."""
+    """Hands each group of waiting jobs (up to MAX_GROUP images) to one `store` call; a
+    job that finds the writer idle is written at once, never held back."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._waiting: list[Job] = []
+        self._task: asyncio.Task[None] | None = None
 
-    def submit(
+    async def submit(
         self,
         digits: npt.NDArray[np.uint8],
         *,
         sources: list[str],
         labels: list[int | None],
         originals: list[bytes | None],
-    ) -> Future[tuple[Batch, list[tuple[int, int]]]]:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="group-writer", daemon=True)
-                self._thread.start()
-        job = Job(digits, sources, labels, originals)
-        self._queue.put(job)
-        return job.future
+    ) -> tuple[Batch, Ids]:
+        """Predict and store `digits`; returns once their group is committed."""
+        future: asyncio.Future[tuple[Batch, Ids]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(Job(digits, sources, labels, originals, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        return await future
 
-    def close(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                self._queue.put(None)
-                self._thread.join()
-                self._thread = None
+    async def close(self) -> None:
+        """Wait until every job submitted so far is written."""
+        if self._task is not None:
+            await self._task
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group, size = [first], len(first.digits)
-            while size < MAX_GROUP:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:  # closing: finish this group, then stop
-                    self._queue.put(None)
-                    break
-                group.append(job)
-                size += len(job.digits)
-            self._write(group)
-
-    def _write(self, group: list[Job]) -> None:
+    async def _drain(self) -> None:
         try:
-            batch, ids = self._store(
+            while self._waiting:
+                group, size = [], 0
+                while self._waiting and size < MAX_GROUP:
+                    job = self._waiting.pop(0)
+                    group.append(job)
+                    size += len(job.digits)
+                await self._write(group)
+        finally:
+            self._task = None
+
+    async def _write(self, group: list[Job]) -> None:
+        try:
+            batch, ids = await self._store(
                 np.concatenate([j.digits for j in group]),
                 [s for j in group for s in j.sources],
                 [label for j in group for label in j.labels],
@@ -99,11 +91,15 @@ class GroupWriter:
             )
         except BaseException as exc:  # every request of the group gets the error
             for job in group:
-                job.future.set_exception(exc)
+                if not job.future.done():  # its request may have been cancelled
+                    job.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         lo = 0
         for job in group:
             hi = lo + len(job.digits)
-            part = Batch(batch.model, batch.probabilities[lo:hi], batch.seconds)
-            job.future.set_result((part, ids[lo:hi]))
+            if not job.future.done():
+                part = Batch(batch.model, batch.probabilities[lo:hi], batch.seconds)
+                job.future.set_result((part, ids[lo:hi]))
             lo = hi

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -78,13 +77,12 @@ async def _predict(service: Service, uploads: list[Upload]) -> Stored:
         digits = _digits(uploads)
     else:
         digits = await run_in_threadpool(_digits, uploads)
-    future = service.writer.submit(
+    batch, ids = await service.writer.submit(
         digits,
         sources=[u.source[:200] for u in uploads],
         labels=[u.label for u in uploads],
         originals=[u.data for u in uploads],
     )
-    batch, ids = await asyncio.wrap_future(future)
     return Stored(batch, ids)
 
 
