@@ -57,16 +57,20 @@ def test_queued_requests_share_one_call_and_get_their_own_rows() -> None:
 
 def test_a_failed_call_fails_its_whole_group() -> None:
     async def main() -> None:
+        down = True
+
         async def store(digits, sources, labels, originals):  # type: ignore[no-untyped-def]
-            raise RuntimeError("database gone")
+            if down:
+                raise RuntimeError("database gone")
+            return Batch(MODEL, np.zeros((len(digits), 10), np.float32), 0.0), [(7, 8)]
 
         writer = GroupWriter(store)
         tasks = [submit(writer, k) for k in range(3)]
         for task in tasks:
             with pytest.raises(RuntimeError, match="database gone"):
                 await task
-        # The writer goes on: the next request is written.
-        assert not writer._waiting and writer._task is None
+        down = False  # the database is back: the writer goes on with the next request
+        assert (await submit(writer, 0))[1] == [(7, 8)]
 
     asyncio.run(main())
 

@@ -14,6 +14,7 @@ nothing of the group is stored.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ class GroupWriter:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._waiting: list[Job] = []
+        self._waiting: deque[Job] = deque()
         self._task: asyncio.Task[None] | None = None
 
     async def submit(
@@ -74,7 +75,7 @@ class GroupWriter:
             while self._waiting:
                 group, size = [], 0
                 while self._waiting and size < MAX_GROUP:
-                    job = self._waiting.pop(0)
+                    job = self._waiting.popleft()
                     group.append(job)
                     size += len(job.digits)
                 await self._write(group)
