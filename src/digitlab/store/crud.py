@@ -185,6 +185,12 @@ def kept_originals(originals: Sequence[bytes | None] | None, n: int) -> list[byt
     return [o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n]
 
 
+def labels_and_confidence(probabilities: Probs) -> tuple[list[int], list[float]]:
+    """The predicted label of each row and its probability (float32 sums can pass 1)."""
+    confidence = np.minimum(probabilities.max(axis=1), 1.0).astype(float)
+    return probabilities.argmax(axis=1).tolist(), confidence.tolist()
+
+
 def prepare_rows(
     images: Images,
     probabilities: Probs,
@@ -192,22 +198,17 @@ def prepare_rows(
     labels: Sequence[int | None],
     originals: Sequence[bytes | None] | None,
 ) -> Rows:
-    n = len(images)
-    if not n == len(probabilities) == len(sources) == len(labels):
-        raise ValueError("images, probabilities, sources and labels differ in length")
-    for label in labels:
-        check_label(label)
+    check_group(images, probabilities, sources, labels)
     data = [image_bytes(image) for image in images]
+    predicted, confidence = labels_and_confidence(probabilities)
     return Rows(
         images=data,
-        originals=[
-            o if o and len(o) <= MAX_ORIGINAL_BYTES else None for o in originals or [None] * n
-        ],
+        originals=kept_originals(originals, len(images)),
         sha256=[hashlib.sha256(d).hexdigest() for d in data],
         sources=list(sources),
         labels=list(labels),
-        predicted=probabilities.argmax(axis=1).tolist(),
-        confidence=np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist(),
+        predicted=predicted,
+        confidence=confidence,
         probabilities=probabilities,
     )
 

@@ -110,13 +110,14 @@ class PgWriter:
         the probabilities as one array: dumping them element by element cost more CPU
         than the whole round trip."""
         crud.check_group(images, probabilities, sources, labels)
+        predicted, confidence = crud.labels_and_confidence(probabilities)
         params = {
             "images": np.ascontiguousarray(images).tobytes(),
             "original": crud.kept_originals(originals, len(images)),
             "source": list(sources),
             "label": list(labels),
-            "predicted": probabilities.argmax(axis=1).tolist(),
-            "confidence": np.minimum(probabilities.max(axis=1), 1.0).astype(float).tolist(),
+            "predicted": predicted,
+            "confidence": confidence,
             "probabilities": probabilities.astype(float).ravel().tolist(),
             "model_id": model_id,
             "latency_ms": latency_ms,
