@@ -1,7 +1,8 @@
-"""Serving benchmark: the service as users run it (`digitlab serve`) in front of a throwaway
+"""Serving benchmark: `digitlab serve`, as users run it, in front of a throwaway
 PostgreSQL server (fsync on; --no-fsync for the CPU-bound figure), driven by a load
-generator in a separate process on the same machine; then the model alone, onnxruntime
-beside torch eager.
+generator in a separate process on the same machine; in the same runs, interleaved, the
+baseline `bench/naive_app.py` (the reference API's design on this project's parts); then
+the model alone, onnxruntime beside torch eager.
 
     python bench/serve.py                 # the current model; 3 runs of each, medians
     python bench/serve.py --requests 4000 # requests per concurrent run
