@@ -4,6 +4,7 @@ message, /readyz turns red, and both recover by themselves when the database is 
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,14 +44,24 @@ def own_pg() -> Iterator[PostgresServer]:
         yield server
 
 
-def test_database_outage_and_recovery(
-    own_pg: PostgresServer, tmp_path: Path, linear_models: Path, mnist_test: Split
-) -> None:
-    settings = api_settings(tmp_path, own_pg.create_database("outage"))
+@pytest.fixture
+def own_settings(own_pg: PostgresServer, tmp_path: Path, linear_models: Path) -> Settings:
+    """Settings over a new database on `own_pg`, at the current schema."""
+    settings = api_settings(tmp_path, own_pg.create_database(f"own_{uuid.uuid4().hex[:8]}"))
     shutil.copytree(linear_models, settings.model_dir)
     migrate.upgrade(db.make_engine(settings.database_url))
-    body = {"image": b64(png(mnist_test.images[0]))}
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    return settings
+
+
+@pytest.fixture
+def body(mnist_test: Split) -> dict[str, str]:
+    return {"image": b64(png(mnist_test.images[0]))}
+
+
+def test_database_outage_and_recovery(
+    own_pg: PostgresServer, own_settings: Settings, body: dict[str, str]
+) -> None:
+    with TestClient(create_app(own_settings), raise_server_exceptions=False) as client:
         assert client.post("/api/v1/predict", json=body).status_code == 200
         own_pg.stop(mode="immediate")
         for _ in range(3):  # pooled connections are dead: every try is a clean 503
@@ -67,40 +78,32 @@ def test_database_outage_and_recovery(
         assert client.get("/readyz").status_code == 200
         r = client.post("/api/v1/predict", json=body)
         assert r.status_code == 200, r.text
-    assert counts(settings) == (2, 2)
+    assert counts(own_settings) == (2, 2)
 
 
 def test_service_starts_while_the_database_is_down(
-    own_pg: PostgresServer, tmp_path: Path, linear_models: Path, mnist_test: Split
+    own_pg: PostgresServer, own_settings: Settings, body: dict[str, str]
 ) -> None:
-    settings = api_settings(tmp_path, own_pg.create_database("late"))
-    shutil.copytree(linear_models, settings.model_dir)
-    migrate.upgrade(db.make_engine(settings.database_url))
     own_pg.stop()
-    body = {"image": b64(png(mnist_test.images[0]))}
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(create_app(own_settings), raise_server_exceptions=False) as client:
         assert client.get("/readyz").status_code == 503
         assert client.post("/api/v1/predict", json=body).status_code == 503
         own_pg.launch()
         assert client.get("/readyz").status_code == 200
         assert client.post("/api/v1/predict", json=body).status_code == 200
-    assert counts(settings) == (1, 1)
+    assert counts(own_settings) == (1, 1)
 
 
 def test_a_database_restart_between_requests_fails_none(
-    own_pg: PostgresServer, tmp_path: Path, linear_models: Path, mnist_test: Split
+    own_pg: PostgresServer, own_settings: Settings, body: dict[str, str]
 ) -> None:
     # The writer keeps one connection open; a restart ends it while it is idle, and the
     # next request must reconnect rather than answer 503.
-    settings = api_settings(tmp_path, own_pg.create_database("restart"))
-    shutil.copytree(linear_models, settings.model_dir)
-    migrate.upgrade(db.make_engine(settings.database_url))
-    body = {"image": b64(png(mnist_test.images[0]))}
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(create_app(own_settings), raise_server_exceptions=False) as client:
         for mode in ("fast", "immediate"):
             assert client.post("/api/v1/predict", json=body).status_code == 200
             own_pg.stop(mode=mode)
             own_pg.launch()
             r = client.post("/api/v1/predict", json=body)
             assert r.status_code == 200, r.text
-    assert counts(settings) == (4, 4)
+    assert counts(own_settings) == (4, 4)
