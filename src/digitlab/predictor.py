@@ -59,15 +59,24 @@ class Predictor:
         # set_current swaps the file by rename: a new inode even within one mtime tick.
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
+    def current(self) -> OnnxClassifier | None:
+        """The loaded model while it is still the one CURRENT names (a stat at most
+        every `check_every` seconds); None when a load is due."""
+        loaded = self._classifier
+        if loaded is None:
+            return None
+        now = time.monotonic()
+        if now - self._checked_at < self.check_every:
+            return loaded
+        if self._pointer_stamp() != self._stamp:
+            return None
+        self._checked_at = now
+        return loaded
+
     def classifier(self) -> OnnxClassifier:
         """The current model, loading it when the pointer moved; RegistryError if none."""
-        now = time.monotonic()
-        loaded = self._classifier
-        if loaded is not None and now - self._checked_at < self.check_every:
-            return loaded
-        stamp = self._pointer_stamp()
-        if loaded is not None and stamp == self._stamp:
-            self._checked_at = now
+        loaded = self.current()
+        if loaded is not None:
             return loaded
         with self._lock:
             if self._classifier is None or self._pointer_stamp() != self._stamp:
@@ -76,24 +85,19 @@ class Predictor:
                 # Keep serving the old model until the new one is fully loaded.
                 self._classifier = OnnxClassifier(model, threads=self.threads)
                 self._stamp = stamp
-            self._checked_at = now
+            self._checked_at = time.monotonic()
             return self._classifier
-
-    def loaded(self) -> bool:
-        """Whether the model CURRENT names is loaded: predicting will not load one."""
-        if self._classifier is None:
-            return False
-        if time.monotonic() - self._checked_at < self.check_every:
-            return True
-        return self._pointer_stamp() == self._stamp
 
     @property
     def model(self) -> registry.ModelVersion:
         return self.classifier().model
 
-    def predict(self, digits: npt.NDArray[np.uint8]) -> Batch:
-        """(N, 28, 28) uint8 digits (light ink on black) to (N, 10) probabilities."""
-        classifier = self.classifier()  # one model for the whole batch
+    def predict(
+        self, digits: npt.NDArray[np.uint8], classifier: OnnxClassifier | None = None
+    ) -> Batch:
+        """(N, 28, 28) uint8 digits (light ink on black) to (N, 10) probabilities, with
+        `classifier` if given (from `current()`), else the current model."""
+        classifier = classifier or self.classifier()  # one model for the whole batch
         start = time.perf_counter()
         probs = softmax(classifier.logits(model_input(digits)))
         return Batch(classifier.model, probs, time.perf_counter() - start)

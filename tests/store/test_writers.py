@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
-from digitlab.store import db, writers
+from digitlab.store import crud, db, writers
 from digitlab.store.models import MAX_ORIGINAL_BYTES, InputData, Prediction
 from tests.store.test_crud import count, new_model, some_probs
 
@@ -31,7 +31,7 @@ def test_a_group_is_stored_under_the_ids_it_answers_with(engine: Engine) -> None
     async def write() -> list[tuple[int, int]]:
         writer = writers.writer_for(engine)
         try:
-            return await writer.record_predictions(
+            group = crud.Group(
                 images=images,
                 probabilities=probs,
                 model_id=model_id,
@@ -40,6 +40,7 @@ def test_a_group_is_stored_under_the_ids_it_answers_with(engine: Engine) -> None
                 latency_ms=0.5,
                 originals=originals,
             )
+            return await writer.record_predictions(group)
         finally:
             await writer.close()
 
@@ -62,29 +63,20 @@ def test_a_group_is_stored_under_the_ids_it_answers_with(engine: Engine) -> None
 
 def test_a_refused_group_stores_nothing(engine: Engine) -> None:
     images = np.zeros((3, 28, 28), np.uint8)
-    group = {"sources": ["s"] * 3, "labels": [None, 1, 2], "latency_ms": 1.0}
     model_ids = new_model(engine), new_model(engine, "v2")
+
+    def group(model_id: int, labels: list[int | None]) -> crud.Group:
+        return crud.Group(images, some_probs(3), model_id, ["s"] * 3, labels, latency_ms=1.0)
 
     async def write() -> list[tuple[int, int]]:
         writer = writers.writer_for(engine)
         try:
             with pytest.raises(db.StoreError, match="refused the write"):
-                await writer.record_predictions(
-                    images=images, probabilities=some_probs(3), model_id=999, **group
-                )
+                await writer.record_predictions(group(999, [None, 1, 2]))
             with pytest.raises(ValueError, match="label 11"):
-                await writer.record_predictions(
-                    images=images,
-                    probabilities=some_probs(3),
-                    model_id=model_ids[0],
-                    sources=["s"] * 3,
-                    labels=[None, 11, 2],
-                    latency_ms=1.0,
-                )
+                await writer.record_predictions(group(model_ids[0], [None, 11, 2]))
             # The writer goes on after a refusal: the next group is stored.
-            return await writer.record_predictions(
-                images=images, probabilities=some_probs(3), model_id=model_ids[1], **group
-            )
+            return await writer.record_predictions(group(model_ids[1], [None, 1, 2]))
         finally:
             await writer.close()
 

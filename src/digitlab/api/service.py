@@ -18,7 +18,7 @@ from digitlab.api.metrics import Metrics
 from digitlab.config import Settings
 from digitlab.predictor import Batch, Predictor
 from digitlab.scoring import ensure_model
-from digitlab.store import db, migrate
+from digitlab.store import crud, db, migrate
 from digitlab.store.writers import PgWriter, SessionWriter, writer_for
 
 log = logging.getLogger("digitlab.api")
@@ -70,14 +70,15 @@ class Service:
     ) -> tuple[Batch, list[tuple[int, int]]]:
         # A small group is scored on the loop (a few images take ~0.1 ms); a large one,
         # or a new model to load, in a thread, so that the loop goes on reading requests.
-        if len(digits) <= INLINE_PREDICT and self.predictor.loaded():
-            batch = self.predictor.predict(digits)
+        loaded = self.predictor.current() if len(digits) <= INLINE_PREDICT else None
+        if loaded is not None:
+            batch = self.predictor.predict(digits, loaded)
         else:
             batch = await asyncio.to_thread(self.predictor.predict, digits)
         model_id = self._model_ids.get(batch.model.version)
         if model_id is None:
             model_id = await asyncio.to_thread(self.model_id, batch.model)
-        ids = await self._store.record_predictions(
+        group = crud.Group(
             images=digits,
             probabilities=batch.probabilities,
             model_id=model_id,
@@ -86,6 +87,7 @@ class Service:
             latency_ms=batch.seconds * 1000 / len(digits),
             originals=originals,
         )
+        ids = await self._store.record_predictions(group)
         self.metrics.serving(batch.model.version)
         self.metrics.predicted(batch.labels)
         return batch, ids

@@ -148,6 +148,20 @@ def record_feedback(
 
 
 @dataclass(frozen=True)
+class Group:
+    """Predictions to store together, one image, source and label (or None) per row;
+    what the service's writers take."""
+
+    images: Images
+    probabilities: Probs
+    model_id: int
+    sources: Sequence[str]
+    labels: Sequence[int | None]
+    latency_ms: float  # per image
+    originals: Sequence[bytes | None] | None = None
+
+
+@dataclass(frozen=True)
 class Rows:
     """Checked columns for `input_data`, and the predicted label, confidence and
     probabilities of each image: what every bulk write stores."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import select
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,6 @@ import psycopg
 from sqlalchemy import Engine
 
 from digitlab.store import crud, db
-from digitlab.store.crud import Images, Probs
 
 INSERT = """
 WITH rows AS MATERIALIZED (
@@ -55,28 +53,18 @@ class SessionWriter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def record_predictions(
-        self,
-        *,
-        images: Images,
-        probabilities: Probs,
-        model_id: int,
-        sources: Sequence[str],
-        labels: Sequence[int | None],
-        latency_ms: float,
-        originals: Sequence[bytes | None] | None = None,
-    ) -> list[tuple[int, int]]:
+    async def record_predictions(self, group: crud.Group) -> list[tuple[int, int]]:
         def write() -> list[tuple[int, int]]:
             with db.transaction(self.engine) as session:
                 return crud.record_predictions(
                     session,
-                    images=images,
-                    probabilities=probabilities,
-                    model_id=model_id,
-                    sources=sources,
-                    labels=labels,
-                    latency_ms=latency_ms,
-                    originals=originals,
+                    images=group.images,
+                    probabilities=group.probabilities,
+                    model_id=group.model_id,
+                    sources=group.sources,
+                    labels=group.labels,
+                    latency_ms=group.latency_ms,
+                    originals=group.originals,
                 )
 
         return await asyncio.to_thread(write)
@@ -94,33 +82,24 @@ class PgWriter:
         self.engine = engine
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
-    async def record_predictions(
-        self,
-        *,
-        images: Images,
-        probabilities: Probs,
-        model_id: int,
-        sources: Sequence[str],
-        labels: Sequence[int | None],
-        latency_ms: float,
-        originals: Sequence[bytes | None] | None = None,
-    ) -> list[tuple[int, int]]:
+    async def record_predictions(self, group: crud.Group) -> list[tuple[int, int]]:
         """What `crud.record_predictions` does, committed on return; a StoreError
         leaves nothing stored. The parameters go in binary, the images as one blob and
         the probabilities as one array: dumping them element by element cost more CPU
         than the whole round trip."""
-        crud.check_group(images, probabilities, sources, labels)
+        images, probabilities = group.images, group.probabilities
+        crud.check_group(images, probabilities, group.sources, group.labels)
         predicted, confidence = crud.labels_and_confidence(probabilities)
         params = {
             "images": np.ascontiguousarray(images).tobytes(),
-            "original": crud.kept_originals(originals, len(images)),
-            "source": list(sources),
-            "label": list(labels),
+            "original": crud.kept_originals(group.originals, len(images)),
+            "source": list(group.sources),
+            "label": list(group.labels),
             "predicted": predicted,
             "confidence": confidence,
             "probabilities": probabilities.astype(float).ravel().tolist(),
-            "model_id": model_id,
-            "latency_ms": latency_ms,
+            "model_id": group.model_id,
+            "latency_ms": group.latency_ms,
         }
         with db.translate_errors(self.engine):
             conn = await self._connection()
