@@ -4,9 +4,12 @@ requests keep coming."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections import Counter
+from pathlib import Path
 
+import numpy as np
 from fastapi.testclient import TestClient
 
 from digitlab import registry
@@ -99,3 +102,20 @@ def test_switching_under_load_fails_no_request(
     versions = [v for _, v in seen]
     switches = sum(a != b for a, b in itertools.pairwise(versions))
     assert set(versions) == {FIRST, SECOND} and switches >= 3
+
+
+def test_confusion_matrix_comes_from_the_card_without_the_test_set(
+    settings_api: Settings, tmp_path: Path
+) -> None:
+    """The api container has no MNIST files: the trainer's matrix in the card is enough."""
+    card_path = settings_api.model_dir / SECOND / registry.CARD_FILE
+    card = json.loads(card_path.read_text())
+    card["metrics"]["test_confusion"] = (np.eye(10, dtype=int) * 1000).tolist()
+    card_path.write_text(json.dumps(card))
+    no_data = settings_api.model_copy(update={"data_dir": tmp_path / "no-mnist-here"})
+    with TestClient(create_app(no_data), raise_server_exceptions=False) as client:
+        r = client.get(f"/models/{SECOND}/confusion.png")
+        assert r.status_code == 200 and r.content.startswith(b"\x89PNG"), r.text[:200]
+        # A card without the matrix and no test set: a clear 404, not a 500.
+        r = client.get(f"/models/{FIRST}/confusion.png")
+        assert r.status_code == 404 and "no confusion matrix yet" in r.json()["detail"]

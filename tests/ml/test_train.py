@@ -60,3 +60,7 @@ def test_fast_recipe_reaches_99_percent_on_the_test_set(trained_fast_model: Mode
     metrics = trained_fast_model.card["metrics"]
     assert metrics["test_accuracy"] >= 0.990, metrics
     assert metrics["onnx_test_accuracy"] == metrics["test_accuracy"]
+    # The served (ONNX) model's confusion matrix travels in the card.
+    cm = np.array(metrics["test_confusion"])
+    assert cm.shape == (10, 10) and cm.sum() == 10_000
+    assert np.trace(cm) / 10_000 == metrics["onnx_test_accuracy"]

@@ -23,6 +23,7 @@ import torch.nn.functional as F  # noqa: N812
 from digitlab import registry
 from digitlab.config import Settings
 from digitlab.data import Split, load_split
+from digitlab.evaluation import confusion_matrix
 from digitlab.ml.export import (
     INPUT_NAME,
     OPSET,
@@ -80,7 +81,11 @@ def test_metrics(result: FitResult, test: Split, staging: Path) -> dict[str, Any
     onnx_path = staging / registry.ONNX_FILE
     export_onnx(fold_model(model), onnx_path)
     pixels = (test.images[:, None].astype(np.float32) / 255.0).astype(np.float32)
-    metrics |= check_parity(torch_logits.numpy(), onnx_logits(onnx_path, pixels), test.labels)
+    served = onnx_logits(onnx_path, pixels)
+    metrics |= check_parity(torch_logits.numpy(), served, test.labels)
+    # In the card, so the Models page can draw it where the test set is not at hand
+    # (the api container has no MNIST files).
+    metrics["test_confusion"] = confusion_matrix(test.labels, served.argmax(1)).tolist()
     return metrics
 
 
