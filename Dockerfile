@@ -1,8 +1,8 @@
-# syntax=docker/dockerfile:1
 # Two images from one file:
 #   docker build --target serve -t digitlab-serve .   # onnxruntime only: no torch, no compilers
 #   docker build --target train -t digitlab-train .   # adds the CPU build of torch ([train] extra)
-# compose.yaml builds both.
+# compose.yaml builds both. No `# syntax=` line: the builtin frontend needs no registry
+# beyond the base image.
 
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 
@@ -43,7 +43,10 @@ CMD ["digitlab", "serve"]
 # --- train: the one-shot trainer (and migrations, promotions, scoring) --------------------
 FROM runtime AS train
 # The CPU build of torch: the default build bundles CUDA (gigabytes this image never uses).
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# A build argument, so a build behind a mirror can point elsewhere (compose passes it
+# from .env).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
 COPY --from=wheel /wheels /wheels
 RUN pip install "$(ls /wheels/*.whl)[train]" && rm -rf /wheels
 USER digitlab

@@ -8,7 +8,7 @@ ifneq ($(wildcard ../shared/mnist/train-images-idx3-ubyte.gz),)
 export DIGITLAB_DATA_DIR ?= $(abspath ../shared/mnist)
 endif
 
-.PHONY: help run test lint typecheck unit bench clean
+.PHONY: help run test lint typecheck unit stack-test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ typecheck: $(VENV)/.installed-dev
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/pytest
+
+stack-test: $(VENV)/.installed-dev  ## build the images, run the real Compose stack and test it (needs Docker)
+	$(BIN)/pytest -m stack tests/stack -v -s
 
 bench: $(VENV)/.installed-dev  ## training benchmark against the reference recipe
 	$(BIN)/python bench/train.py

@@ -1,0 +1,222 @@
+"""`make stack-test`: the whole Compose stack, built and run for real, used only through
+the proxy's published port (and `docker compose exec` where an operator would look).
+The tests run in file order; each starts from the state the one before left."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from digitlab.data import Split
+from tests.stack.conftest import Stack
+from tests.stack.load import json_bodies, run_load
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1800)]
+CLIENTS = 16
+
+
+@pytest.fixture(scope="module")
+def bodies(mnist_test: Split) -> list[bytes]:
+    return json_bodies(mnist_test.images[:500])
+
+
+def post(stack: Stack, path: str, body: bytes, content_type: str) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(stack.base + path, data=body, method="POST")
+    request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def serving_version(stack: Stack) -> str:
+    status, body, _ = stack.get("/api/v1/models/current")
+    assert status == 200, body
+    return str(json.loads(body)["version"])
+
+
+def test_build_and_up_download_train_and_serve(stack: Stack) -> None:
+    stack.timed("docker compose build", "build")
+    stack.timed(
+        "docker compose up -d --wait (migrate, download, train, serve)", "up", "-d", "--wait"
+    )
+    train_log = stack.compose("logs", "train")
+    if stack.mirror_log is not None:  # the trainer's real download, from the local mirror
+        assert stack.mirror_downloads() == 4, stack.mirror_log.read_text()
+        assert "ubyte.gz" in train_log, train_log
+    assert stack.psql("SELECT version_num FROM alembic_version"), "migrate did not run"
+    version = serving_version(stack)
+    assert stack.psql("SELECT version FROM models WHERE is_active") == [version]
+    for image in ("digitlab-serve:latest", "digitlab-train:latest"):
+        size = int(docker("image", "inspect", "-f", "{{.Size}}", image))
+        stack.note(f"image {image}: {size / 1e6:,.0f} MB")
+
+
+def test_predictions_pages_and_metrics_through_the_proxy(
+    stack: Stack, mnist_test: Split, bodies: list[bytes]
+) -> None:
+    status, answer = post(stack, "/api/v1/predict", bodies[0], "application/json")
+    assert status == 200 and answer["prediction"] == int(mnist_test.labels[0]), answer
+    stack.answered.append(int(str(answer["prediction_id"])))
+    png = base64.b64decode(json.loads(bodies[1])["image"])
+    boundary = uuid.uuid4().hex
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    for path in ("/api/v1/predict", "/predict"):  # ours and the reference API's path
+        status, answer = post(stack, path, form, f"multipart/form-data; boundary={boundary}")
+        assert status == 200 and answer["prediction"] == int(mnist_test.labels[1]), answer
+        stack.answered.append(int(str(answer["prediction_id"])))
+    # Bad input through the proxy: a 4xx JSON message, nothing stored.
+    status, answer = post(stack, "/api/v1/predict", b'{"image": "not base64!"}', "application/json")
+    assert status == 422 and "base64" in str(answer["detail"])
+
+    version = serving_version(stack)
+    pages = ["/", "/history", "/models", "/docs", "/openapi.json", "/static/app.css",
+             "/static/recognise.js", f"/models/{version}/curves.png",
+             f"/models/{version}/confusion.png"]  # fmt: skip
+    for path in pages:
+        status, body, _ = stack.get(path)
+        assert status == 200 and body, f"{path}: {status} {body[:200]!r}"
+    # The confusion matrix came from the card: the api container has no MNIST files.
+    assert "No such file" in stack.compose(
+        "exec", "-T", "api", "ls", "/data/mnist/train-images-idx3-ubyte.gz", check=False
+    )
+    # /metrics: scraped from each replica on the compose network, not public.
+    status, body, content_type = stack.get("/metrics")
+    assert status == 404 and content_type.startswith("application/json"), body
+    assert "digitlab_http_requests_total" in stack.in_replica(1, "/metrics")
+
+
+def test_every_200_answer_is_stored_and_nothing_else(stack: Stack, bodies: list[bytes]) -> None:
+    result = run_load(stack.port, bodies, CLIENTS, 1600)
+    stack.note(f"1 api replica, {CLIENTS} clients through the proxy: {result.summary()}")
+    assert not result.failures
+    stack.answered += result.ids
+    assert stack.stored_prediction_ids() == set(stack.answered)
+
+
+def test_three_replicas_share_the_load(stack: Stack, bodies: list[bytes]) -> None:
+    stack.timed("scale to 3 api replicas", "up", "-d", "--wait", "--scale", "api=3")
+    assert len(stack.replicas()) == 3
+    before = [stack.predict_count(i) for i in (1, 2, 3)]
+    result = run_load(stack.port, bodies, CLIENTS, 2400)
+    stack.note(f"3 api replicas, {CLIENTS} clients through the proxy: {result.summary()}")
+    assert not result.failures
+    stack.answered += result.ids
+    share = [stack.predict_count(i) - b for i, b in zip((1, 2, 3), before, strict=True)]
+    stack.note(f"answers per replica, from each replica's /metrics: {share}")
+    assert sum(share) == len(result.ids)
+    assert min(share) > len(result.ids) / 10, share
+    assert stack.stored_prediction_ids() == set(stack.answered)
+
+
+def test_a_replica_killed_during_load(stack: Stack, bodies: list[bytes]) -> None:
+    victim = stack.replicas()[0]
+    results = []
+    loader = threading.Thread(
+        target=lambda: results.append(run_load(stack.port, bodies, CLIENTS, 3200))
+    )
+    loader.start()
+    time.sleep(1.5)
+    docker("kill", victim)
+    loader.join()
+    during = results[0]
+    stack.note(f"one of 3 replicas killed (SIGKILL) during load: {during.summary()}")
+    stack.answered += during.ids
+    stored = stack.stored_prediction_ids()
+    assert set(stack.answered) <= stored  # every 200 answer is stored
+    unanswered = len(stored - set(stack.answered))
+    stack.note(f"rows stored without a 200 answer (the killed replica's last): {unanswered}")
+    after = run_load(stack.port, bodies, CLIENTS, 1600)
+    stack.note(f"after the kill: {after.summary()}")
+    assert not after.failures, after.failures
+    stack.answered += after.ids
+    assert set(stack.answered) <= stack.stored_prediction_ids()
+    stack.compose("up", "-d", "--wait", "--scale", "api=3")  # back to three
+
+
+def test_a_new_version_reaches_every_replica_without_restart(
+    stack: Stack, bodies: list[bytes]
+) -> None:
+    old = serving_version(stack)
+    started = stack.compose("ps", "-q", "api").split()
+    starts = {c: docker("inspect", "-f", "{{.State.StartedAt}}", c) for c in started}
+    # Data already in the volume: no second download.
+    stack.timed(
+        "docker compose run --rm train digitlab train --no-activate",
+        "run",
+        "--rm",
+        "train",
+        "digitlab",
+        "train",
+        "--no-activate",
+        "--epochs",
+        "1",
+    )
+    if stack.mirror_log is not None:
+        assert stack.mirror_downloads() == 4
+    versions = json.loads(stack.get("/api/v1/models")[1])
+    new = next(v["version"] for v in versions if v["version"] != old and not v["current"])
+    stack.compose("run", "--rm", "train", "digitlab", "models", "use", new)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(
+            json.loads(stack.in_replica(i, "/api/v1/models/current"))["version"] == new
+            for i in (1, 2, 3)
+        ):
+            break
+        time.sleep(0.5)
+    result = run_load(stack.port, bodies, CLIENTS, 480)
+    assert dict(result.versions) == {new: len(result.ids)} and not result.failures
+    stack.answered += result.ids
+    for c, when in starts.items():
+        assert docker("inspect", "-f", "{{.State.StartedAt}}", c) == when, f"{c} restarted"
+
+
+def test_down_and_up_keep_the_data_and_the_model(stack: Stack) -> None:
+    version = serving_version(stack)
+    rows = stack.stored_prediction_ids()
+    stack.compose("down")
+    stack.timed(
+        "docker compose up -d --wait after down (model present, training skipped)",
+        "up",
+        "-d",
+        "--wait",
+    )
+    assert serving_version(stack) == version
+    assert stack.stored_prediction_ids() == rows
+    assert "not training" in stack.compose("logs", "train")
+
+
+def test_the_serve_image_is_non_root_and_has_no_torch(stack: Stack) -> None:
+    assert stack.compose("exec", "-T", "api", "id", "-u").strip() != "0"
+    out = stack.compose("exec", "-T", "api", "python", "-c", "import torch", check=False)
+    assert "ModuleNotFoundError" in out, out
+    assert "2." in stack.compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "train",
+        "python",
+        "-c",
+        "import torch; print(torch.__version__)",
+    )
