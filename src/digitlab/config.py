@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     # Largest request body the service reads; larger ones get 413.
     max_upload_bytes: int = 5 * 1024 * 1024
+    # After a 413, how much of the rest of the body is still read and thrown away, and
+    # for how long, before the connection closes: clients that read the answer only
+    # after sending everything (urllib, requests) see the 413 instead of a reset.
+    oversize_drain_bytes: int = 64 * 1024 * 1024
+    oversize_drain_seconds: float = 10.0
 
 
 def get_settings() -> Settings:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,10 @@ from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.store import db, migrate
 from digitlab.store.models import InputData, Prediction
+from digitlab.store.testing_pg import PostgresServer
 from tests.conftest import MNIST_DIR
 from tests.utils.onnx_model import make_model
+from tests.utils.served import SERVE, Served, serving
 
 ADMIN_TOKEN = "s3cret-test-token"
 FIRST, SECOND = "20261127-000000-mnist-linear", "20261127-000001-mnist-linear"
@@ -48,15 +52,34 @@ def linear_models(tmp_path_factory: pytest.TempPathFactory, mnist_train: Split) 
     return folder
 
 
-@pytest.fixture
-def settings_api(tmp_path: Path, db_url: str, linear_models: Path) -> Settings:
+def ready_settings(tmp_path: Path, database_url: str, linear_models: Path) -> Settings:
     """Two model versions (the second current), a database at the current schema."""
-    settings = api_settings(tmp_path, db_url)
+    settings = api_settings(tmp_path, database_url)
     shutil.copytree(linear_models, settings.model_dir)
-    engine = db.make_engine(db_url)
+    engine = db.make_engine(database_url)
     migrate.upgrade(engine)
     engine.dispose()
     return settings
+
+
+@pytest.fixture
+def settings_api(tmp_path: Path, db_url: str, linear_models: Path) -> Settings:
+    return ready_settings(tmp_path, db_url, linear_models)
+
+
+@contextmanager
+def served_on_postgres(
+    pg_server: PostgresServer,
+    linear_models: Path,
+    folder: Path,
+    command: list[str] = SERVE,
+    **env: str,
+) -> Iterator[Served]:
+    """A real service process (see tests/utils/served.py) over a new database on
+    `pg_server`, for tests that need real sockets; `env`: more DIGITLAB_ variables."""
+    database = pg_server.create_database(f"served_{uuid.uuid4().hex[:8]}")
+    with serving(ready_settings(folder, database, linear_models), folder, command, **env) as s:
+        yield s
 
 
 @pytest.fixture

@@ -3,10 +3,7 @@ answers over HTTP; the processes are stopped at the end."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,29 +14,7 @@ from digitlab.data import Split
 from digitlab.registry import ModelVersion
 from digitlab.store.testing_pg import free_port
 from tests.api.conftest import SECOND, b64, png
-
-
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0].decode()[-2000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not ready on port {port} in {timeout} s")
-
-
-def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "digitlab", *args],
-        env=os.environ | env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+from tests.utils.served import start, wait_ready
 
 
 def predict_and_stop(

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from digitlab import registry
 from digitlab.api import errors, health, models, predict, predictions, schemas
+from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
 from digitlab.config import Settings
@@ -59,9 +60,14 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         tags=["predict"],
         summary="Predict (the reference API's path)",
     )
+    # The last one added runs first: metrics see the 413s the body limit answers.
     app.add_middleware(
-        MetricsMiddleware, metrics=service.metrics, max_body=settings.max_upload_bytes
+        BodyLimitMiddleware,
+        max_body=settings.max_upload_bytes,
+        drain_bytes=settings.oversize_drain_bytes,
+        drain_seconds=settings.oversize_drain_seconds,
     )
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app
 
 

@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from digitlab.api.metrics import BodyTooLargeError, too_large_message
 from digitlab.preprocess import ImageError, ImageTooLargeError
 from digitlab.registry import RegistryError
 from digitlab.store.db import StoreError
@@ -49,10 +48,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ImageError)
     async def bad_image(_: Request, exc: ImageError) -> JSONResponse:
         return error(413 if isinstance(exc, ImageTooLargeError) else 422, str(exc))
-
-    @app.exception_handler(BodyTooLargeError)
-    async def body_too_large(_: Request, exc: BodyTooLargeError) -> JSONResponse:
-        return error(413, too_large_message(exc.limit))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

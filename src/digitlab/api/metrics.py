@@ -1,11 +1,9 @@
-"""Prometheus metrics and the ASGI middleware that records them (and refuses bodies over
-the size limit before anything reads them). Each app gets its own registry, so several
-apps (tests) can live in one process."""
+"""Prometheus metrics and the ASGI middleware that records them. Each app gets its own
+registry, so several apps (tests) can live in one process."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,25 +53,13 @@ class Metrics:
             self.predictions.labels(str(label)).inc()
 
 
-class BodyTooLargeError(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
-
-
-def too_large_message(limit: int) -> str:
-    return f"the request body is over the {limit:,}-byte limit; send a smaller image"
-
-
 class MetricsMiddleware:
     """Counts and times every request by its route template (not its raw path, which
-    would make a series per id), and enforces the body limit: a declared length over it
-    is answered 413 at once, a streamed body is cut off when it passes it."""
+    would make a series per id)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,45 +75,8 @@ class MetricsMiddleware:
             await send(message)
 
         try:
-            declared = _content_length(scope)
-            if declared is not None and declared > self.max_body:
-                await _reply_413(send_wrapper, self.max_body)
-            else:
-                await self.app(scope, self._limited(receive), send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
-
-    def _limited(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise BodyTooLargeError(self.max_body)
-            return message
-
-        return wrapped
-
-
-def _content_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers", []):
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-async def _reply_413(send: Any, limit: int) -> None:
-    import json
-
-    body = json.dumps({"detail": too_large_message(limit)}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from digitlab.api.errors import BadInputError
 from digitlab.api.schemas import MAX_BATCH, BatchIn, ImageIn
 
 DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 EXAMPLE = '{"image": "<base64 PNG>"} as JSON, or a multipart form with a `file` part'
+BATCH_EXAMPLE = (
+    '{"images": [{"image": "<base64 PNG>"}, ...]} as JSON, or a multipart form with one '
+    "`file` part per image"
+)
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,19 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-async def _json(request: Request) -> object:
+async def _json_object(request: Request, example: str) -> dict[str, object]:
     body = await request.body()
     if not body:
-        raise BadInputError(f"the request body is empty; send {EXAMPLE}")
+        raise BadInputError(f"the request body is empty; send {example}")
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"the body is not valid JSON ({exc}); send {EXAMPLE}") from None
+        raise BadInputError(f"the body is not valid JSON ({exc}); send {example}") from None
+    except RecursionError:  # `[[[[...` a few thousand deep: the parser's stack runs out
+        raise BadInputError(f"the JSON is nested too deeply; send {example}") from None
+    if not isinstance(payload, dict):
+        raise BadInputError(f"the body is JSON but not an object; send {example}")
+    return payload
 
 
 def _form_label(value: object) -> int | None:
@@ -65,12 +75,18 @@ def _form_label(value: object) -> int | None:
 
 
 async def _form_files(request: Request, max_files: int) -> tuple[list[UploadFile], int | None]:
-    form = await request.form(max_files=max_files + 1, max_fields=max_files + 10)
+    wanted = (
+        "one image in a `file` part"
+        if max_files == 1
+        else f"1 to {max_files} images, each in a `file` part"
+    )
+    try:
+        form = await request.form(max_files=max_files, max_fields=max_files + 10)
+    except HTTPException as exc:  # Starlette's parser: a broken form, or too many parts
+        raise BadInputError(f"the form cannot be read: {exc.detail} Send {wanted}") from None
     files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
     if not files:
-        raise BadInputError(f"the form has no `file` part with an image; send {EXAMPLE}")
-    if len(files) > max_files:
-        raise BadInputError(f"at most {max_files} images per request; split the batch")
+        raise BadInputError(f"the form has no `file` part with an image; send {wanted}")
     return files, _form_label(form.get("true_label"))
 
 
@@ -80,7 +96,7 @@ async def read_one(request: Request) -> Upload:
         files, label = await _form_files(request, 1)
         return Upload(await files[0].read(), label, f"upload:{files[0].filename or 'file'}")
     try:
-        item = ImageIn.model_validate(await _json(request))
+        item = ImageIn.model_validate(await _json_object(request, EXAMPLE))
     except ValidationError as exc:
         raise BadInputError(_validation_message(exc)) from None
     return Upload(decode_base64(item.image, "image"), item.true_label, "api:json")
@@ -91,9 +107,10 @@ async def read_batch(request: Request) -> list[Upload]:
     if _is_multipart(request):
         files, _ = await _form_files(request, MAX_BATCH)
         return [Upload(await f.read(), None, f"upload:{f.filename or 'file'}") for f in files]
-    payload = await _json(request)
-    if isinstance(payload, dict) and isinstance(payload.get("images"), list):
-        count = len(payload["images"])
+    payload = await _json_object(request, BATCH_EXAMPLE)
+    images = payload.get("images")
+    if isinstance(images, list):
+        count = len(images)
         if count > MAX_BATCH:  # before validating 10,000 items
             raise BadInputError(
                 f"{count} images in one request; at most {MAX_BATCH}: split the batch"
