@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     port: int = 8000
     # Bearer token for the model-activation endpoint; unset: the endpoint is off.
     admin_token: str | None = None
+    # Bearer token (or /login password) for reading stored inputs, predictions and
+    # feedback: the History page and the API's reads. Unset or empty: reads are open.
+    viewer_token: str | None = None
     # Largest request body the service reads; larger ones get 413.
     max_upload_bytes: int = 5 * 1024 * 1024
     # After a 413, how much of the rest of the body is still read and thrown away, and

@@ -29,6 +29,7 @@ from tests.utils.onnx_model import make_model
 from tests.utils.served import SERVE, Served, serving
 
 ADMIN_TOKEN = "s3cret-test-token"
+VIEWER_TOKEN = "v1ewer-test-token-7f3a"
 FIRST, SECOND = "20261127-000000-mnist-linear", "20261127-000001-mnist-linear"
 
 
@@ -86,6 +87,38 @@ def served_on_postgres(
 def client(settings_api: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings_api), raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def viewer_settings(
+    tmp_path_factory: pytest.TempPathFactory, pg_server: PostgresServer, linear_models: Path
+) -> Settings:
+    """DIGITLAB_VIEWER_TOKEN set, over one PostgreSQL database per test module: the guard
+    runs before the store is read, so its tests need not each start from an empty one."""
+    root = tmp_path_factory.mktemp("viewer")
+    url = pg_server.create_database(f"viewer_{uuid.uuid4().hex[:12]}")
+    settings = api_settings(root, url, viewer_token=VIEWER_TOKEN)
+    shutil.copytree(linear_models, settings.model_dir)
+    engine = db.make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return settings
+
+
+@pytest.fixture
+def viewer_client(viewer_settings: Settings) -> Iterator[TestClient]:
+    """A fresh app and client (no cookies) over the module's guarded service."""
+    with TestClient(create_app(viewer_settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def viewer_stored(viewer_settings: Settings, mnist_test: Split) -> dict[str, int]:
+    """One prediction in the guarded service's store: its ids fill the routes' paths."""
+    with TestClient(create_app(viewer_settings)) as c:
+        r = c.post("/api/v1/predict", json={"image": b64(png(mnist_test.images[0]))})
+    assert r.status_code == 200, r.text
+    return {"prediction_id": r.json()["prediction_id"], "input_id": r.json()["input_data_id"]}
 
 
 def png(pixels: npt.NDArray[np.uint8], fmt: str = "PNG") -> bytes:

@@ -50,14 +50,14 @@ def serve(settings: Settings) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def web_settings(root: Path, model_dir: Path) -> Settings:
-    return Settings(
-        data_dir=MNIST_DIR,
-        model_dir=model_dir,
-        report_dir=root / "reports",
-        database_url=f"sqlite:///{root / 'web.db'}",
-        _env_file=None,  # type: ignore[call-arg]
-    )
+def web_settings(root: Path, model_dir: Path, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": MNIST_DIR,
+        "model_dir": model_dir,
+        "report_dir": root / "reports",
+        "database_url": f"sqlite:///{root / 'web.db'}",
+    }
+    return Settings(**(values | changes), _env_file=None)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,20 @@ def site(
     model_dir = root / "models"
     shutil.copytree(trained_fast_model.path.parent, model_dir)
     yield from serve(web_settings(root, model_dir))
+
+
+VIEWER_TOKEN = "web-viewer-token-51c2"
+
+
+@pytest.fixture(scope="module")
+def guarded_site(
+    tmp_path_factory: pytest.TempPathFactory, trained_fast_model: ModelVersion
+) -> Iterator[str]:
+    """The same service with DIGITLAB_VIEWER_TOKEN set: History needs a sign-in."""
+    root = tmp_path_factory.mktemp("web-guarded")
+    model_dir = root / "models"
+    shutil.copytree(trained_fast_model.path.parent, model_dir)
+    yield from serve(web_settings(root, model_dir, viewer_token=VIEWER_TOKEN))
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from digitlab.api.service import Service
@@ -39,23 +38,3 @@ def get_session(service: ServiceDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-async def require_admin(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    """`Authorization: Bearer <DIGITLAB_ADMIN_TOKEN>`; without a configured token the
-    admin endpoints are off."""
-    token = settings.admin_token
-    if not token:
-        raise HTTPException(403, "model activation is off: set DIGITLAB_ADMIN_TOKEN to enable it")
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not given or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            401,
-            "a valid admin token is needed: send `Authorization: Bearer <token>`",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-AdminDep = Annotated[None, Depends(require_admin)]

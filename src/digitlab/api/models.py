@@ -6,7 +6,8 @@ from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
 from digitlab import registry
-from digitlab.api.deps import API_PREFIX, AdminDep, ServiceDep
+from digitlab.api.auth import AdminDep
+from digitlab.api.deps import API_PREFIX, ServiceDep
 from digitlab.api.schemas import ModelOut
 from digitlab.lifecycle import activate_model
 

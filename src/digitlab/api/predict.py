@@ -9,10 +9,12 @@ import numpy as np
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from digitlab.api.auth import image_url
 from digitlab.api.deps import API_PREFIX, ServiceDep
 from digitlab.api.schemas import MAX_BATCH, BatchOut, PredictOut
 from digitlab.api.service import Service, Stored
 from digitlab.api.uploads import Upload, read_batch, read_one
+from digitlab.config import Settings
 from digitlab.preprocess import ImageError, image_to_digit
 
 # The prefix on the router itself: metrics label requests by the full route path.
@@ -86,7 +88,7 @@ async def _predict(service: Service, uploads: list[Upload]) -> Stored:
     return Stored(batch, ids)
 
 
-def _results(stored: Stored, latency_ms: float) -> list[PredictOut]:
+def _results(stored: Stored, latency_ms: float, settings: Settings) -> list[PredictOut]:
     probs = stored.batch.probabilities
     return [
         PredictOut(
@@ -97,6 +99,7 @@ def _results(stored: Stored, latency_ms: float) -> list[PredictOut]:
             prediction_id=prediction_id,
             model_version=stored.batch.model.version,
             latency_ms=latency_ms,
+            image_url=image_url(settings, input_id),
         )
         for k, (input_id, prediction_id) in enumerate(stored.ids)
     ]
@@ -108,7 +111,7 @@ async def predict(request: Request, service: ServiceDep) -> PredictOut:
     start = time.perf_counter()
     upload = await read_one(request)
     stored = await _predict(service, [upload])
-    return _results(stored, (time.perf_counter() - start) * 1000)[0]
+    return _results(stored, (time.perf_counter() - start) * 1000, service.settings)[0]
 
 
 @router.post("/predict/batch", response_model=BatchOut, openapi_extra=BATCH_BODY)
@@ -120,6 +123,6 @@ async def predict_batch(request: Request, service: ServiceDep) -> BatchOut:
     latency_ms = (time.perf_counter() - start) * 1000
     return BatchOut(
         model_version=stored.batch.model.version,
-        predictions=_results(stored, latency_ms),
+        predictions=_results(stored, latency_ms, service.settings),
         latency_ms=latency_ms,
     )

@@ -1,16 +1,21 @@
-"""Stored predictions, their input images, and feedback on them."""
+"""Stored predictions, their input images, and feedback on them.
+
+The reads need the viewer credential when `DIGITLAB_VIEWER_TOKEN` is set (see `auth`).
+Feedback stays open: the Recognise page sends it anonymously right after a prediction,
+and it writes a label without revealing anything stored."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from PIL import Image
 from sqlalchemy import select
 
+from digitlab.api.auth import ImageAccessDep, ViewerDep
 from digitlab.api.deps import API_PREFIX, ServiceDep, SessionDep
 from digitlab.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, PredictionPage
 from digitlab.store import crud, db, queries
@@ -19,6 +24,9 @@ from digitlab.store.queries import PredictionRecord
 
 # The prefix on the router itself: metrics label requests by the full route path.
 router = APIRouter(prefix=API_PREFIX, tags=["predictions"])
+GUARDED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "The viewer token is set and the request does not carry it"}
+}
 
 
 def _out(record: PredictionRecord) -> PredictionOut:
@@ -35,8 +43,9 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-@router.get("/predictions", response_model=PredictionPage)
+@router.get("/predictions", response_model=PredictionPage, responses=GUARDED)
 def list_predictions(
+    _viewer: ViewerDep,  # first: checked before a transaction is opened
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
     offset: Annotated[int, Query(ge=0, description="Skip this many (newest first)")] = 0,
@@ -60,8 +69,8 @@ def list_predictions(
     )
 
 
-@router.get("/predictions/{prediction_id}", response_model=PredictionOut)
-def get_prediction(prediction_id: int, session: SessionDep) -> PredictionOut:
+@router.get("/predictions/{prediction_id}", response_model=PredictionOut, responses=GUARDED)
+def get_prediction(prediction_id: int, _viewer: ViewerDep, session: SessionDep) -> PredictionOut:
     """One stored prediction."""
     record = queries.get_prediction(session, prediction_id=prediction_id)
     if record is None:
@@ -72,9 +81,9 @@ def get_prediction(prediction_id: int, session: SessionDep) -> PredictionOut:
 @router.get(
     "/inputs/{input_id}/image.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "The 28x28 image"}},
+    responses={200: {"content": {"image/png": {}}, "description": "The 28x28 image"}, **GUARDED},
 )
-def input_image(input_id: int, session: SessionDep) -> Response:
+def input_image(input_id: int, _access: ImageAccessDep, session: SessionDep) -> Response:
     """The 28x28 image the model saw for an input, as PNG (light ink on black)."""
     data = session.scalars(select(InputData.image).where(InputData.id == input_id)).first()
     if data is None:

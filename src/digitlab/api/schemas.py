@@ -29,6 +29,10 @@ class PredictOut(BaseModel):
     prediction_id: int
     model_version: str
     latency_ms: float = Field(description="Time spent in the service for this request")
+    image_url: str = Field(
+        description="The 28x28 image the model saw; with a viewer token set it carries a"
+        " key that opens this one image without the token"
+    )
 
 
 class BatchOut(BaseModel):

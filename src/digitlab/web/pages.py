@@ -1,36 +1,35 @@
 """Server-rendered pages (Jinja2) and the model figures they show. The Recognise page's
 script talks to the JSON API; History and Models are rendered here from the store and
-the model registry. A database or model that is not ready gives a banner, not an error."""
+the model registry. A database or model that is not ready gives a banner, not an error.
+
+History shows stored inputs, so it needs the viewer sign-in when `DIGITLAB_VIEWER_TOKEN`
+is set. Models stays open: its cards and figures come from the registry and the test set,
+and its live accuracy is an aggregate (a share and a count) that shows no one's input."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from digitlab import plots, registry
 from digitlab.api.deps import ServiceDep
 from digitlab.store import db, queries
+from digitlab.web import login
+from digitlab.web.login import ViewerPageDep
+from digitlab.web.render import HERE, render
 
-HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 
 
 def problems(service: ServiceDep) -> dict[str, str]:
     return {what: why for what, why in service.readiness().items() if not why.startswith("ok")}
-
-
-def render(request: Request, name: str, page: str, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"page": page} | context)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -41,6 +40,7 @@ def recognise(request: Request, service: ServiceDep) -> HTMLResponse:
 @router.get("/history", response_class=HTMLResponse)
 def history(
     request: Request,
+    _viewer: ViewerPageDep,
     service: ServiceDep,
     page: Annotated[int, Query(ge=1)] = 1,
     label: Annotated[str, Query(pattern=r"^\d?$")] = "",
@@ -164,6 +164,7 @@ def confusion(service: ServiceDep, version: str) -> FileResponse:
 
 
 def install(app: FastAPI) -> None:
-    """Add the pages and their static files to the API's app."""
+    """Add the pages, the sign-in page and their static files to the API's app."""
     app.include_router(router)
+    login.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

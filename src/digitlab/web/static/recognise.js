@@ -113,7 +113,8 @@ function show(result) {
   document.getElementById("digit").textContent = result.prediction;
   document.getElementById("confidence").textContent = `${(result.confidence * 100).toFixed(1)}%`;
   document.getElementById("model-version").textContent = result.model_version;
-  document.getElementById("saw").src = `/api/v1/inputs/${result.input_data_id}/image.png`;
+  // image_url carries a key for this one image when the service guards stored data.
+  document.getElementById("saw").src = result.image_url;
   const rows = result.probabilities.map((p, d) => {
     const pct = (p * 100).toFixed(1);
     const best = d === result.prediction ? ' class="best"' : "";

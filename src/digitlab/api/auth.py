@@ -1,0 +1,175 @@
+"""Who may do what: the admin token (model activation) and the optional viewer token,
+which guards every read of stored inputs, predictions and feedback.
+
+Without `DIGITLAB_VIEWER_TOKEN` reads stay open, as on a laptop. With it, a client sends
+`Authorization: Bearer <token>` (the admin token is accepted too: an admin may view), and
+a browser signs in once on /login and then carries a cookie holding an expiry and an HMAC
+under the token: never the token itself, and it stops working when the token changes.
+Tokens are compared in constant time; a refused credential is logged with the client's
+address and the path, never with any part of what was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from typing import Annotated, Literal
+
+from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from digitlab.api.deps import API_PREFIX, SettingsDep
+from digitlab.config import Settings
+
+log = logging.getLogger("digitlab.auth")
+
+VIEWER_COOKIE = "digitlab_viewer"
+SESSION_SECONDS = 12 * 3600
+# Declared on the guarded routes so that /docs offers an "Authorize" button; the header
+# itself is read by `viewer_state`, which also takes the browser's cookie.
+viewer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="viewer token",
+    description="DIGITLAB_VIEWER_TOKEN (or DIGITLAB_ADMIN_TOKEN); needed only when it is set",
+)
+
+Credential = Literal["open", "ok", "missing", "wrong"]
+
+
+def matches(given: str | None, *tokens: str | None) -> bool:
+    """Whether `given` is one of the configured `tokens`, each compared in constant time."""
+    if not given:
+        return False
+    found = False
+    for token in tokens:
+        if token:  # an unset token never matches, not even an empty string
+            found |= hmac.compare_digest(given.encode(), token.encode())
+    return found
+
+
+def bearer(authorization: str | None) -> str:
+    return (authorization or "").removeprefix("Bearer ").strip()
+
+
+def _sign(token: str, message: str) -> str:
+    return hmac.new(token.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def session_cookie(token: str, *, now: float | None = None) -> str:
+    """The cookie value that signs a browser in until it expires: `expiry.hmac`."""
+    expires = int(now if now is not None else time.time()) + SESSION_SECONDS
+    return f"{expires}.{_sign(token, f'digitlab viewer session until {expires}')}"
+
+
+def session_valid(token: str, value: str, *, now: float | None = None) -> bool:
+    expires, _, _ = value.partition(".")
+    if not expires.isdigit() or int(expires) <= (now if now is not None else time.time()):
+        return False
+    expected = f"{expires}.{_sign(token, f'digitlab viewer session until {expires}')}"
+    return hmac.compare_digest(value.encode(), expected.encode())
+
+
+def image_key(token: str, input_id: int) -> str:
+    """A key that opens one input's image: the answer to a prediction carries it, so the
+    Recognise page can show what the model saw without any sign-in."""
+    return _sign(token, f"digitlab input image {input_id}")[:32]
+
+
+def image_url(settings: Settings, input_id: int) -> str:
+    url = f"{API_PREFIX}/inputs/{input_id}/image.png"
+    return (
+        f"{url}?key={image_key(settings.viewer_token, input_id)}" if settings.viewer_token else url
+    )
+
+
+def viewer_state(request: Request, settings: Settings) -> Credential:
+    """What the request carries: `open` when no viewer token is set; `ok` for the right
+    bearer token or a valid session cookie; else `missing` or `wrong`."""
+    token = settings.viewer_token
+    if not token:
+        return "open"
+    given = bearer(request.headers.get("authorization"))
+    cookie = request.cookies.get(VIEWER_COOKIE, "")
+    if matches(given, token, settings.admin_token) or (cookie and session_valid(token, cookie)):
+        return "ok"
+    return "wrong" if given or cookie else "missing"
+
+
+def refused(request: Request, what: str) -> None:
+    # The address and the path only: the token, the cookie and the query stay out of logs.
+    client = request.client.host if request.client else "unknown"
+    log.warning("refused %s from %s for %s", what, client, request.url.path)
+
+
+def viewer_allowed(request: Request, settings: Settings) -> bool:
+    """`viewer_state`, logging a wrong credential."""
+    state = viewer_state(request, settings)
+    if state == "wrong":
+        refused(request, "a wrong viewer token or an expired sign-in")
+    return state in ("open", "ok")
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(
+        401,
+        "stored data needs the viewer token: send `Authorization: Bearer <DIGITLAB_VIEWER_TOKEN>`"
+        " (in a browser, sign in at /login)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def require_viewer(
+    request: Request,
+    settings: SettingsDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(viewer_scheme)],
+) -> None:
+    """The viewer token (or a signed-in browser) when one is configured; else open."""
+    if not viewer_allowed(request, settings):
+        raise _unauthorized()
+
+
+ViewerDep = Annotated[None, Depends(require_viewer)]
+
+
+async def require_image_access(
+    request: Request,
+    settings: SettingsDep,
+    input_id: int,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(viewer_scheme)],
+    key: Annotated[
+        str | None,
+        Query(description="The key in a prediction's `image_url`: opens that one image"),
+    ] = None,
+) -> None:
+    """The viewer credential, or the key that came with the prediction of this input."""
+    token = settings.viewer_token
+    if token and key:
+        if hmac.compare_digest(key.encode(), image_key(token, input_id).encode()):
+            return
+        refused(request, "a wrong image key")
+    if not viewer_allowed(request, settings):
+        raise _unauthorized()
+
+
+ImageAccessDep = Annotated[None, Depends(require_image_access)]
+
+
+async def require_admin(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """`Authorization: Bearer <DIGITLAB_ADMIN_TOKEN>`; without a configured token the
+    admin endpoints are off."""
+    token = settings.admin_token
+    if not token:
+        raise HTTPException(403, "model activation is off: set DIGITLAB_ADMIN_TOKEN to enable it")
+    if not matches(bearer(authorization), token):
+        raise HTTPException(
+            401,
+            "a valid admin token is needed: send `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,101 @@
+"""Signing a browser in to see stored data, when `DIGITLAB_VIEWER_TOKEN` is set.
+
+GET /login shows a form for the token; POST /login checks it and sets an HttpOnly,
+SameSite=Strict cookie holding a signed expiry (see `auth.session_cookie`), then goes on
+to `next`, which must be a path on this site; POST /logout drops the cookie. A guarded
+page (`ViewerPageDep`) sends a visitor without a valid sign-in here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from digitlab.api import auth
+from digitlab.api.deps import SettingsDep
+from digitlab.web.render import render
+
+router = APIRouter(include_in_schema=False)
+DEFAULT_NEXT = "/history"
+
+
+class LoginRequiredError(Exception):
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+async def require_viewer_page(request: Request, settings: SettingsDep) -> None:
+    if not auth.viewer_allowed(request, settings):
+        query = f"?{request.url.query}" if request.url.query else ""
+        raise LoginRequiredError(request.url.path + query)
+
+
+ViewerPageDep = Annotated[None, Depends(require_viewer_page)]
+
+
+def safe_next(target: str | None) -> str:
+    """`target` when it is a path on this site, else /history: never another site
+    (`https://…`, `//host`, `/\\host`, which browsers read as `//host`)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return DEFAULT_NEXT
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return DEFAULT_NEXT
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return DEFAULT_NEXT
+    return target
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(
+    request: Request, next_path: Annotated[str, Query(alias="next")] = DEFAULT_NEXT
+) -> HTMLResponse:
+    return render(request, "login.html", "login", next=safe_next(next_path), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str, Form()] = "",
+    next_path: Annotated[str, Form(alias="next")] = DEFAULT_NEXT,
+) -> Response:
+    target = safe_next(next_path)
+    if not settings.viewer_token:
+        return RedirectResponse(target, status_code=303)  # nothing is guarded
+    if not auth.matches(token, settings.viewer_token, settings.admin_token):
+        auth.refused(request, "a wrong viewer token on the sign-in form")
+        error = "That is not the viewer token. Ask whoever runs this service for it."
+        page = render(request, "login.html", "login", status_code=401, next=target, error=error)
+        page.headers["WWW-Authenticate"] = "Bearer"  # a 401 names its scheme (RFC 9110)
+        return page
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        auth.VIEWER_COOKIE,
+        auth.session_cookie(settings.viewer_token),
+        max_age=auth.SESSION_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(auth.VIEWER_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+
+    @app.exception_handler(LoginRequiredError)
+    async def to_login(_: Request, exc: LoginRequiredError) -> RedirectResponse:
+        return RedirectResponse("/login?" + urlencode({"next": exc.next_path}), status_code=303)
