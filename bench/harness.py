@@ -115,6 +115,22 @@ def predictions_count(url: str) -> int:
     return n
 
 
+def wal_and_checkpoints(url: str) -> tuple[int, int]:
+    """The server's WAL position in bytes and the checkpoints it has completed so far."""
+    from sqlalchemy import text
+
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        wal = int(conn.execute(text("SELECT pg_current_wal_lsn() - '0/0'")).scalar_one())
+        if int(conn.execute(text("SHOW server_version_num")).scalar_one()) >= 170000:
+            query = "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+        else:
+            query = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        checkpoints = int(conn.execute(text(query)).scalar_one())
+    engine.dispose()
+    return wal, checkpoints
+
+
 def start_service(cmd: list[str], url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     """Start `cmd` listening on `port` over the database at `url`; wait until ready."""
     bench = str(Path(__file__).parent)

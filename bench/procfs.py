@@ -41,17 +41,58 @@ def _stat(pid: int) -> list[str]:
         return []
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system time of `pid` so far (0 if it is gone)."""
+    fields = _stat(pid)  # utime and stime are fields 14 and 15 of the whole line
+    if not fields:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(roots: list[int]) -> set[int]:
+    """`roots` and every process below them."""
+    parents = {pid: _stat(pid)[1:2] for pid in _pids()}
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += [p for p, parent in parents.items() if parent == [str(pid)]]
+    return found
+
+
+def machine_busy() -> tuple[float, float]:
+    """CPU seconds the machine's cores were busy (user, nice, system, irq, softirq) and
+    stolen by the hypervisor, since boot."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
 @dataclass
 class Sample:
     at: float  # seconds into the run
-    rss_mib: float
-    cpu_s: float  # the service's user + system time so far
+    rss_mib: float  # the service's VmRSS
+    service_cpu: float  # the service's user + system seconds so far
+    ours_cpu: float  # the service, the load generator and PostgreSQL, seconds so far
+    busy: float  # the machine's busy CPU seconds so far
+    steal: float
     load_1m: float
 
 
-def sample(pid: int, at: float) -> Sample:
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
-    fields = _stat(pid)  # utime and stime are fields 14 and 15 of the whole line
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return Sample(at, rss_kib / 1024, cpu, os.getloadavg()[0])
+class Sampler:
+    """Samples the service process and, to tell other work on the machine apart, the
+    CPU time of the bench's own processes (`helpers`: roots of process trees)."""
+
+    def __init__(self, service: int, helpers: list[int]) -> None:
+        self.service = service
+        self.helpers = helpers
+
+    def take(self, at: float) -> Sample:
+        status = Path(f"/proc/{self.service}/status").read_text()
+        rss = next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
+        ours = sum(cpu_seconds(p) for p in _tree([self.service, *self.helpers]))
+        busy, steal = machine_busy()
+        service = cpu_seconds(self.service)
+        return Sample(at, rss / 1024, service, ours, busy, steal, os.getloadavg()[0])

@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -43,14 +42,14 @@ from harness import (
     predict_requests,
     predictions_count,
     start_service,
+    wal_and_checkpoints,
 )
-from procfs import Sample, sample, serving_pid
+from procfs import Sampler, serving_pid
+from soak_report import Outcome, report
 
 WARMUP = 200  # requests per client before the clock starts
 SAMPLE_EVERY = 10  # seconds between samples of the service's memory and CPU
 TIMEOUT = 30.0  # seconds a request may take before it counts as a connection error
-RSS_GROWTH_LIMIT = 0.02  # second-half RSS growth, as a fraction, above which it leaks
-P99_DRIFT_LIMIT = 1.5  # last minutes' p99 over the first minutes', above which it drifts
 
 
 @dataclass
@@ -163,9 +162,9 @@ def load(port: int, clients: int, seconds: float, max_requests: int) -> dict[str
     }
 
 
-def soak(pg: PostgresServer, args: argparse.Namespace) -> tuple[dict[str, Any], list[Sample], int]:
-    """Run the service and the load on a new database: (the load's counts, the
-    samples: start, every SAMPLE_EVERY seconds, idle after; the rows stored)."""
+def soak(pg: PostgresServer, args: argparse.Namespace) -> Outcome:
+    """Run the service and the load on a new database; samples at the start, every
+    SAMPLE_EVERY seconds, and idle after."""
     url = fresh_database(pg, "soak")
     port = free_port()
     service = start_service(SERVICE, url, port, pg.root / "soak.log")
@@ -174,6 +173,8 @@ def soak(pg: PostgresServer, args: argparse.Namespace) -> tuple[dict[str, Any], 
         pid = serving_pid(service.pid, port)
         cmdline = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()
         print(f"measuring PID {pid}: {cmdline}")
+        postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+        sampler = Sampler(pid, helpers=[os.getpid(), postmaster])
         cmd = [
             sys.executable,
             __file__,
@@ -187,7 +188,8 @@ def soak(pg: PostgresServer, args: argparse.Namespace) -> tuple[dict[str, Any], 
         assert gen.stdin is not None and gen.stdout is not None
         if gen.stdout.readline().strip() != "warm":
             raise SystemExit("the load generator failed before its warm-up ended")
-        samples = [sample(pid, 0)]
+        wal, checkpoints = wal_and_checkpoints(url)
+        samples = [sampler.take(0)]
         gen.stdin.write("go\n")
         gen.stdin.flush()
         t0 = time.monotonic()
@@ -196,12 +198,10 @@ def soak(pg: PostgresServer, args: argparse.Namespace) -> tuple[dict[str, Any], 
                 gen.wait(timeout=max(0.0, t0 + k * SAMPLE_EVERY - time.monotonic()))
                 break  # the load ended early (--max-requests)
             except subprocess.TimeoutExpired:
-                samples.append(sample(pid, k * SAMPLE_EVERY))
+                samples.append(sampler.take(k * SAMPLE_EVERY))
             if k * SAMPLE_EVERY % 60 == 0:
-                s = samples[-1]
-                print(
-                    f"  minute {k * SAMPLE_EVERY // 60}: RSS {s.rss_mib:.1f} MiB", file=sys.stderr
-                )
+                rss = samples[-1].rss_mib
+                print(f"  minute {k * SAMPLE_EVERY // 60}: RSS {rss:.1f} MiB", file=sys.stderr)
         try:
             out, _ = gen.communicate(timeout=TIMEOUT + 30)
         except subprocess.TimeoutExpired:
@@ -210,87 +210,18 @@ def soak(pg: PostgresServer, args: argparse.Namespace) -> tuple[dict[str, Any], 
         if gen.returncode != 0:
             raise SystemExit(f"the load generator failed (exit {gen.returncode})")
         time.sleep(1)  # the last answers are out; the service is idle
-        samples.append(sample(pid, time.monotonic() - t0))
+        samples.append(sampler.take(time.monotonic() - t0))
+        wal_after, checkpoints_after = wal_and_checkpoints(url)
     finally:
         service.terminate()
         service.wait()
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result, samples, predictions_count(url)
-
-
-def report(result: dict[str, Any], samples: list[Sample], stored: int, minutes: int) -> bool:
-    """Print the table and the verdict; True when everything held."""
-    rows = result["minutes"]
-    at = {round(s.at): s for s in samples[:-1]}
-    print(
-        "| minute | answered | req/s | p50 ms | p99 ms | non-200 | conn errors | RSS MiB "
-        "| service CPU | load avg 1m |"
+    return Outcome(
+        load=json.loads(out.strip().splitlines()[-1]),
+        samples=samples,
+        stored=predictions_count(url),
+        wal_bytes=wal_after - wal,
+        checkpoints=checkpoints_after - checkpoints,
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    start, idle = samples[0], samples[-1]
-    warm = result["warm_ok"] + result["warm_failed"]
-    print(
-        f"| warm-up | {warm:,} | | | | {result['warm_failed']} | | {start.rss_mib:.1f} | | "
-        f"{start.load_1m:.2f} |"
-    )
-    for k, row in enumerate(rows, 1):
-        s, before = at.get(60 * k), at.get(60 * (k - 1))
-        rss = f"{s.rss_mib:.1f}" if s else "-"
-        cpu = f"{100 * (s.cpu_s - before.cpu_s) / 60:.0f}%" if s and before else "-"
-        load = f"{s.load_1m:.2f}" if s else "-"
-        print(
-            f"| {k} | {row['answered']:,} | {row['answered'] / 60:,.0f} | {row['p50_ms']:.2f} | "
-            f"{row['p99_ms']:.1f} | {row['non_200']} | {row['conn_errors']} | {rss} | {cpu} "
-            f"| {load} |"
-        )
-    print(f"| idle after | | | | | | | {idle.rss_mib:.1f} | | {idle.load_1m:.2f} |")
-    print()
-
-    answered_ok = result["warm_ok"] + sum(r["answered"] - r["non_200"] for r in rows)
-    errors = result["warm_failed"] + sum(r["non_200"] + r["conn_errors"] for r in rows)
-    match = stored == answered_ok
-    print(
-        f"rows in PostgreSQL {stored:,}, 200 answers {answered_ok:,} (warm-up included): "
-        f"{'equal' if match else 'MISMATCH'}; errors {errors}"
-    )
-
-    # Memory: from half time to the end of the load, the level and the trend.
-    running = samples[:-1]
-    half = min(running, key=lambda s: abs(s.at - 30 * minutes))
-    end = running[-1]
-    growth = (end.rss_mib - half.rss_mib) / half.rss_mib
-    second = [s for s in running if s.at >= half.at]
-    slope = statistics.linear_regression([s.at / 60 for s in second], [s.rss_mib for s in second])
-    print(
-        f"RSS: start {start.rss_mib:.1f} MiB, half time ({half.at / 60:.1f} min) "
-        f"{half.rss_mib:.1f} MiB, end of load {end.rss_mib:.1f} MiB, idle after "
-        f"{idle.rss_mib:.1f} MiB; second half {end.rss_mib - half.rss_mib:+.1f} MiB "
-        f"({100 * growth:+.1f}%), trend {slope.slope:+.2f} MiB/min"
-    )
-
-    # Latency and throughput: the first minutes against the last.
-    k = max(1, minutes // 5)
-    first_p99 = statistics.fmean(r["p99_ms"] for r in rows[:k])
-    last_p99 = statistics.fmean(r["p99_ms"] for r in rows[-k:])
-    first_rps = sum(r["answered"] for r in rows[:k]) / (60 * k)
-    last_rps = sum(r["answered"] for r in rows[-k:]) / (60 * k)
-    drift = last_p99 / first_p99
-    print(
-        f"p99 (mean of per-minute p99): first {k} min {first_p99:.1f} ms, last {k} min "
-        f"{last_p99:.1f} ms ({drift:.2f}x); throughput {first_rps:,.0f} -> {last_rps:,.0f} "
-        f"req/s ({last_rps / first_rps:.2f}x)"
-    )
-
-    leak = growth > RSS_GROWTH_LIMIT
-    drifts = drift > P99_DRIFT_LIMIT
-    print(
-        f"verdict: {'RSS GROWING' if leak else 'RSS flat'} (second half {100 * growth:+.1f}%, "
-        f"limit {100 * RSS_GROWTH_LIMIT:.0f}%); "
-        f"{'LATENCY DRIFT' if drifts else 'no latency drift'} "
-        f"(p99 {drift:.2f}x, limit {P99_DRIFT_LIMIT}x); {errors} errors; "
-        f"rows {'= answers' if match else 'MISMATCH'}"
-    )
-    return match and errors == 0 and not leak and not drifts
 
 
 def main() -> None:
@@ -309,9 +240,9 @@ def main() -> None:
     print(f"model {model.version}, {os.cpu_count()} CPUs, load average {os.getloadavg()}")
     print(f"{args.minutes} min, {args.clients} clients, PostgreSQL fsync on")
     with PostgresServer.start(durable=True) as pg:
-        result, samples, stored = soak(pg, args)
+        outcome = soak(pg, args)
     print()
-    if not report(result, samples, stored, args.minutes):
+    if not report(outcome, args.minutes):
         sys.exit(1)
 
 
