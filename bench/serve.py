@@ -15,19 +15,14 @@ takes them; every 200 is a row stored in PostgreSQL, which the benchmark counts.
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
-import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -35,52 +30,28 @@ from digitlab import registry
 from digitlab.config import get_settings
 from digitlab.data import load_split
 from digitlab.inference import OnnxClassifier
-from digitlab.store import db, migrate
 from digitlab.store.testing_pg import PostgresServer, free_port
-
-
-def bodies(count: int) -> list[bytes]:
-    from PIL import Image
-
-    test = load_split("mnist", "test", get_settings(), download=False)
-    out = []
-    for image in test.images[:count]:
-        png = io.BytesIO()
-        Image.fromarray(image).save(png, format="PNG")
-        out.append(json.dumps({"image": base64.b64encode(png.getvalue()).decode()}).encode())
-    return out
+from harness import (
+    BASELINE,
+    SERVICE,
+    RawClient,
+    bodies,
+    fresh_database,
+    percentile,
+    predict_requests,
+    predictions_count,
+    start_service,
+)
 
 
 def client_loop(port: int, payloads: list[bytes], n: int, out: list[tuple[float, int]]) -> None:
-    """One keep-alive connection sending `n` requests one after another.
-
-    Raw HTTP/1.1 on a socket, requests built beforehand: http.client spent ~0.7 ms of
-    CPU a request on headers, on the same cores as the service it measures."""
-    head = "POST /api/v1/predict HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-    requests = [f"{head}content-length: {len(p)}\r\n\r\n".encode() + p for p in payloads]
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = sock.makefile("rb")
+    """One keep-alive connection sending `n` requests one after another."""
+    requests = predict_requests(payloads)
+    with RawClient(port) as client:
         for k in range(n):
             start = time.perf_counter()
-            sock.sendall(requests[k % len(requests)])
-            status = read_response(reader)
+            status = client.send(requests[k % len(requests)])
             out.append((time.perf_counter() - start, status))
-
-
-def read_response(reader: BinaryIO) -> int:
-    """Read one response (the service always sends content-length); its status."""
-    line = reader.readline()
-    if not line:
-        raise ConnectionError("the service closed the connection")
-    status = int(line.split()[1])
-    length = 0
-    while (line := reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    reader.read(length)
-    return status
 
 
 def load(port: int, clients: int, requests: int) -> dict[str, Any]:
@@ -107,8 +78,8 @@ def load(port: int, clients: int, requests: int) -> dict[str, Any]:
         "ok": ok,
         "errors": len(latencies) - ok,
         "rps": len(latencies) / seconds,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
     }
 
 
@@ -119,51 +90,12 @@ def run_load(port: int, clients: int, requests: int) -> dict[str, Any]:
     return result
 
 
-def predictions_count(url: str) -> int:
-    engine = db.make_engine(url)
-    with engine.connect() as conn:
-        from sqlalchemy import text
-
-        n = int(conn.execute(text("SELECT count(*) FROM predictions")).scalar_one())
-    engine.dispose()
-    return n
-
-
-SERVICE = [sys.executable, "-m", "digitlab", "serve"]
-BASELINE = [sys.executable, "-m", "uvicorn", "--factory", "naive_app:app"]
-
-
-def start_service(cmd: list[str], url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """Start `cmd` listening on `port` over the database at `url`; wait until ready."""
-    bench = str(Path(__file__).parent)
-    env = os.environ | {
-        "DIGITLAB_DATABASE_URL": url,
-        "DIGITLAB_PORT": str(port),
-        "PYTHONPATH": os.pathsep.join(filter(None, [bench, os.environ.get("PYTHONPATH")])),
-    }
-    with log.open("wb") as out:
-        service = subprocess.Popen([*cmd, "--port", str(port)], env=env, stdout=out, stderr=out)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and service.poll() is None:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return service
-        except OSError:
-            pass
-        time.sleep(0.2)
-    service.kill()
-    raise SystemExit(f"{' '.join(cmd)} did not become ready:\n{log.read_text()[-2000:]}")
-
-
 def measure(
     pg: PostgresServer, name: str, cmd: list[str], single: int, clients: int, requests: int
 ) -> dict[str, Any]:
     """One client, then `clients` at once, against `cmd` on a new database; the rows
     stored are checked against the answers."""
-    url = pg.create_database(name)
-    migrate.upgrade(db.make_engine(url))
+    url = fresh_database(pg, name)
     port = free_port()
     service = start_service(cmd, url, port, pg.root / f"{name}.log")
     try:
