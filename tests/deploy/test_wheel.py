@@ -21,9 +21,9 @@ from PIL import Image
 
 from digitlab.data import Split
 from digitlab.store.testing_pg import PostgresServer, free_port
-from tests.api.test_serve_cli import wait_ready
 from tests.conftest import MNIST_DIR, ROOT
 from tests.utils.onnx_model import make_model
+from tests.utils.served import wait_ready
 
 pytestmark = pytest.mark.timeout(400)
 PACKAGE = ROOT / "src" / "digitlab"
@@ -140,7 +140,7 @@ def test_the_installed_wheel_migrates_serves_and_stores(
     assert row is not None and row[0] == answer["prediction"] and row[1] == png.getvalue()
 
     statics = [f"/static/{n.rsplit('/', 1)[1]}" for n in DATA_FILES if "/static/" in n]
-    pages = ["/", "/history", "/models", "/docs", "/openapi.json", "/metrics"]
+    pages = ["/", "/history", "/models", "/login", "/docs", "/openapi.json", "/metrics"]
     figures = [f"/models/{version}/curves.png", f"/models/{version}/confusion.png"]
     for path in pages + statics + figures:
         r = httpx.get(base + path, timeout=60)
