@@ -8,12 +8,13 @@ ifneq ($(wildcard ../shared/mnist/train-images-idx3-ubyte.gz),)
 export DIGITLAB_DATA_DIR ?= $(abspath ../shared/mnist)
 endif
 
-.PHONY: help run test lint typecheck unit stack-test bench clean
+.PHONY: help run test lint typecheck unit stack-test bench clean system-run system-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(BIN)/activate:
+	PYTHON=$(PYTHON) scripts/system-packages run
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
@@ -25,10 +26,15 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-train
 	$(BIN)/pip install -q -e '.[train,dev]'
 	touch $@
 
-run: $(VENV)/.installed-train  ## set up, train a model if none exists, run the main job
+run: system-run $(VENV)/.installed-train  ## set up, train a model if none exists, run the main job
 	$(BIN)/digitlab run
 
-test: lint typecheck unit  ## set up and run the whole suite: lint, types, tests
+test: system-test lint typecheck unit  ## set up and run the whole suite: lint, types, tests
+
+# System packages (Python venv; for the tests also PostgreSQL, Chromium, Fashion-MNIST):
+# installed when this user may, else one line saying which apt-get command to run.
+system-run system-test:
+	PYTHON=$(PYTHON) scripts/system-packages $(@:system-%=%)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
@@ -37,7 +43,7 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-dev
+unit: system-test $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 stack-test: $(VENV)/.installed-dev  ## build the images, run the real Compose stack and test it (needs Docker)

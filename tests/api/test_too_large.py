@@ -20,7 +20,15 @@ import pytest
 from digitlab.data import Split
 from digitlab.store.testing_pg import PostgresServer
 from tests.api.conftest import b64, counts, png, served_on_postgres
-from tests.utils.served import SERVE, UVICORN_H11, Answer, Served, urllib_post
+from tests.utils.served import (
+    SERVE,
+    UVICORN_H11,
+    Answer,
+    Served,
+    chunks,
+    json_body,
+    urllib_post,
+)
 
 LIMIT = 100_000
 DRAIN_BYTES = 4_000_000
@@ -45,17 +53,6 @@ def served(
     folder = tmp_path_factory.mktemp("too-large")
     with served_on_postgres(pg_server, linear_models, folder, command, **limits) as served:
         yield served
-
-
-def json_body(size: int) -> bytes:
-    """`{"image": "AAA..."}`, exactly `size` bytes."""
-    head, tail = b'{"image": "', b'"}'
-    return head + b"A" * (size - len(head) - len(tail)) + tail
-
-
-def chunks(data: bytes, size: int = 8192) -> Iterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
 
 
 def assert_413(answer: Answer) -> None:

@@ -105,9 +105,13 @@ class Stack:
                 return int(float(line.rsplit(" ", 1)[1]))
         return 0
 
-    def get(self, path: str) -> tuple[int, bytes, str]:
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes, str]:
+        """GET through the proxy (redirects followed); with `token` as a bearer token."""
+        request = urllib.request.Request(self.base + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(self.base + path, timeout=60) as resp:
+            with urllib.request.urlopen(request, timeout=60) as resp:
                 return resp.status, resp.read(), resp.headers.get("content-type", "")
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), exc.headers.get("content-type", "")
@@ -128,6 +132,7 @@ def _write_env(source: Path, port: int, mirror: str | None) -> dict[str, str]:
     env |= {
         "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
         "DIGITLAB_ADMIN_TOKEN": secrets.token_urlsafe(16),
+        "DIGITLAB_VIEWER_TOKEN": secrets.token_urlsafe(16),
         "DIGITLAB_PORT": str(port),
     }
     if mirror:

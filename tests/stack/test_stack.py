@@ -18,6 +18,7 @@ import pytest
 from digitlab.data import Split
 from tests.stack.conftest import Stack
 from tests.stack.load import json_bodies, run_load
+from tests.utils.served import chunks, json_body, urllib_post
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1800)]
 CLIENTS = 16
@@ -90,7 +91,7 @@ def test_predictions_pages_and_metrics_through_the_proxy(
     assert status == 422 and "base64" in str(answer["detail"])
 
     version = serving_version(stack)
-    pages = ["/", "/history", "/models", "/docs", "/openapi.json", "/static/app.css",
+    pages = ["/", "/models", "/login", "/docs", "/openapi.json", "/static/app.css",
              "/static/recognise.js", f"/models/{version}/curves.png",
              f"/models/{version}/confusion.png"]  # fmt: skip
     for path in pages:
@@ -104,6 +105,52 @@ def test_predictions_pages_and_metrics_through_the_proxy(
     status, body, content_type = stack.get("/metrics")
     assert status == 404 and content_type.startswith("application/json"), body
     assert "digitlab_http_requests_total" in stack.in_replica(1, "/metrics")
+
+
+def test_stored_data_is_private_with_the_viewer_token(stack: Stack, bodies: list[bytes]) -> None:
+    status, answer = post(stack, "/api/v1/predict", bodies[2], "application/json")
+    assert status == 200, answer
+    stack.answered.append(int(str(answer["prediction_id"])))
+    image, token = (
+        f"/api/v1/inputs/{answer['input_id']}/image.png",
+        stack.env["DIGITLAB_VIEWER_TOKEN"],
+    )
+    for path in ("/api/v1/predictions", f"/api/v1/predictions/{answer['prediction_id']}", image):
+        assert stack.get(path)[0] == 401, path
+        assert stack.get(path, "not the token")[0] == 401, path
+        assert stack.get(path, token)[0] == 200, path
+    # The answer's own image link opens that one image without the token.
+    status, body, content_type = stack.get(str(answer["image_url"]))
+    assert status == 200 and content_type == "image/png" and body.startswith(b"\x89PNG")
+    # A browser is sent from History to the sign-in form.
+    status, body, _ = stack.get("/history")
+    assert status == 200 and b'name="token"' in body and b"/history" in body
+
+
+@pytest.mark.parametrize(
+    ("size", "framing", "who"),
+    [
+        (5_500_000, "content-length", "the API"),  # under the proxy's limit, over the API's
+        (9_000_000, "content-length", "the proxy"),
+        (9_000_000, "chunked", "the proxy"),
+    ],
+)
+def test_an_oversized_body_gets_its_413_through_the_proxy(
+    stack: Stack, size: int, framing: str, who: str
+) -> None:
+    """urllib sends the whole body before it reads: it still gets the 413 and its message."""
+    rows = stack.stored_prediction_ids()
+    body = json_body(size)
+    headers = {"Content-Type": "application/json"}
+    if framing == "content-length":
+        answer = urllib_post(stack.base + "/api/v1/predict", body, headers)
+    else:  # an iterable without a length goes out chunk-encoded
+        answer = urllib_post(stack.base + "/api/v1/predict", chunks(body), headers)
+    assert answer.status == 413, (who, answer.body[:300])
+    assert answer.headers["content-type"].startswith("application/json")
+    detail = answer.json()["detail"]
+    assert "smaller image" in detail and ("proxy" in detail) == (who == "the proxy"), detail
+    assert stack.stored_prediction_ids() == rows
 
 
 def test_every_200_answer_is_stored_and_nothing_else(stack: Stack, bodies: list[bytes]) -> None:

@@ -118,3 +118,14 @@ def urllib_post(url: str, data: bytes | Iterable[bytes], headers: dict[str, str]
     except urllib.error.HTTPError as exc:
         with exc:
             return Answer(exc.code, exc.headers, exc.read())
+
+
+def json_body(size: int) -> bytes:
+    """`{"image": "AAA..."}`, exactly `size` bytes."""
+    head, tail = b'{"image": "', b'"}'
+    return head + b"A" * (size - len(head) - len(tail)) + tail
+
+
+def chunks(data: bytes, size: int = 8192) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
