@@ -61,13 +61,17 @@ def dead_mirror() -> str:
 
 
 def test_downloads_and_verifies_into_an_empty_folder(
-    settings: Settings, tmp_path: Path, good_mirror: str
+    settings: Settings, tmp_path: Path, good_mirror: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "fresh"
     fresh = settings.model_copy(update={"data_dir": target, "mirrors": [good_mirror]})
     split = load_split("mnist", "test", fresh)
     assert split.images.shape == (10000, 28, 28)
     assert sorted(p.name for p in target.iterdir()) == sorted(f.name for f in MNIST.files.values())
+    # One line per file stays in the output (container logs have no progress bar).
+    out = capsys.readouterr().out
+    for f in MNIST.files.values():
+        assert f"{f.name}: " in out and f"from {good_mirror}{f.name}, verified" in out, out
 
 
 def test_skips_a_dead_and_a_corrupt_mirror(

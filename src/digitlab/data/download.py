@@ -115,6 +115,9 @@ def fetch_verified(url: str, f: FileSpec, target: Path, progress: Progress) -> P
                     "checksum mismatch: the mirror served a corrupted or different file"
                 ) from None
         tmp.replace(final)
+        if not progress.disable:  # a line that stays, for logs where the bar never shows
+            line = f"{f.name}: {final.stat().st_size:,} bytes from {url}, verified"
+            progress.console.print(line, soft_wrap=True, markup=False, highlight=False)
         return final
     finally:
         tmp.unlink(missing_ok=True)
