@@ -20,6 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("DIGITLAB_DATA_DIR", ROOT.parent / "shared" / "mnist")).resolve()
 
 
+def require_package(path: Path, package: str) -> None:
+    """Fail with what to install when a test needs a Debian package this machine lacks
+    (`make test` installs them itself through scripts/system-packages)."""
+    if not path.exists():
+        pytest.fail(f"{path} is missing: apt-get install {package} (make test installs it)")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(

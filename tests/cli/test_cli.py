@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from digitlab.cli import app
 from digitlab.config import Settings
+from tests.conftest import require_package
 
 runner = CliRunner()
 
@@ -124,6 +125,7 @@ def test_run_trains_when_no_model_exists_then_reuses_it(
 
 
 def test_fashion_mnist_trains_through_the_same_commands(env: Settings) -> None:
+    require_package(env.fashion_data_dir, "dataset-fashion-mnist")
     code, out = run("train", "--dataset", "fashion-mnist", "--dry-run")
     assert code == 0, out
     (version,) = [p for p in env.model_dir.iterdir() if p.is_dir()]

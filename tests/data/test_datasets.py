@@ -12,6 +12,7 @@ import pytest
 from digitlab.config import Settings
 from digitlab.data import DataError, Split, load_split
 from digitlab.data.datasets import FASHION_MNIST, MNIST
+from tests.conftest import require_package
 
 # Published in ../shared/mnist/README.md.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -79,8 +80,9 @@ def test_unknown_dataset_and_split_are_refused(settings: Settings) -> None:
 
 
 def test_fashion_mnist_loads_from_the_debian_package(settings: Settings) -> None:
-    if not (settings.fashion_data_dir / FASHION_MNIST.files["test-images"].name).is_file():
-        pytest.fail("install the Debian package dataset-fashion-mnist (.ci/run does)")
+    require_package(
+        settings.fashion_data_dir / FASHION_MNIST.files["test-images"].name, "dataset-fashion-mnist"
+    )
     split = load_split("fashion-mnist", "test", settings, download=False)
     assert split.images.shape == (10000, 28, 28)
     assert np.bincount(split.labels).tolist() == [1000] * 10  # Fashion-MNIST is balanced

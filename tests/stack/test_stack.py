@@ -112,7 +112,7 @@ def test_stored_data_is_private_with_the_viewer_token(stack: Stack, bodies: list
     assert status == 200, answer
     stack.answered.append(int(str(answer["prediction_id"])))
     image, token = (
-        f"/api/v1/inputs/{answer['input_id']}/image.png",
+        f"/api/v1/inputs/{answer['input_data_id']}/image.png",
         stack.env["DIGITLAB_VIEWER_TOKEN"],
     )
     for path in ("/api/v1/predictions", f"/api/v1/predictions/{answer['prediction_id']}", image):

@@ -17,7 +17,7 @@ from digitlab.api.app import create_app
 from digitlab.config import Settings
 from digitlab.registry import ModelVersion
 from digitlab.store.testing_pg import free_port
-from tests.conftest import MNIST_DIR, ROOT
+from tests.conftest import MNIST_DIR, ROOT, require_package
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "web"
@@ -93,8 +93,7 @@ def empty_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    require_package(Path(CHROMIUM), "chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
