@@ -76,7 +76,8 @@ def curves_png(history: list[dict[str, Any]], path: Path, *, title: str = "") ->
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_lines():  # a card without a history (e.g. a test fixture) has no curves
+            ax.legend(fontsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(f"Training curves {title}", fontsize=9)
     fig.tight_layout()
