@@ -226,3 +226,41 @@ class Promotion(Base):
     promoted_at: Mapped[datetime] = mapped_column(
         UtcDateTime(), server_default=func.now(), nullable=False
     )
+
+
+class ModelArtifact(Base):
+    """A published model's files, kept in the database so that serving processes on any
+    machine load the active version from there (PostgreSQL deployments; the embedded
+    SQLite default keeps its models in the model folder only). `sha256` is the ONNX
+    file's, checked again by every process that loads it."""
+
+    __tablename__ = "model_artifacts"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
+    onnx: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class ScoreShard(Base):
+    """One finished shard of a sharded bulk scoring job (`digitlab score --shard K/N`),
+    written in the transaction that stored the shard's rows: a retried shard finds its
+    row and stores nothing twice."""
+
+    __tablename__ = "score_shards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(200))
+    shard: Mapped[int] = mapped_column(Integer)
+    shards: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    images: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        Index("uq_score_shards_job_shard_shards", "job", "shard", "shards", unique=True),
+    )
