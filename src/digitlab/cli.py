@@ -20,6 +20,7 @@ from digitlab.cli_common import (
 )
 from digitlab.config import Settings, get_settings
 from digitlab.data import DATASETS, SPLITS, load_split
+from digitlab.lifecycle import serving_version, sync_models
 
 app = typer.Typer(
     help="digitlab: handwritten-digit recognition, from training to serving.",
@@ -65,8 +66,8 @@ def train(
 
     settings = get_settings()
     check_dataset(dataset)
-    if if_missing and registry.current_version(settings.model_dir):
-        console.print(f"model {registry.current_version(settings.model_dir)} exists; not training")
+    if if_missing and (existing := serving_version(settings)):
+        console.print(f"model {existing} exists; not training")
         return
     try:
         cfg = get_recipe(recipe)
@@ -93,6 +94,8 @@ def run_training(
     from digitlab.ml.train import pick_device
 
     engine = tracking.open_store(settings)
+    # The first version of all becomes the default regardless of `activate`.
+    active = activate or serving_version(settings) is None
     err_console.print(
         f"training recipe [bold]{cfg.recipe}[/bold] on {cfg.dataset} "
         f"({'dry run' if cfg.dry_run else f'{cfg.epochs} epochs'}, device {pick_device()})"
@@ -115,8 +118,7 @@ def run_training(
         model = train_and_register(
             cfg, settings, activate=activate, on_epoch=each_epoch, on_step=on_step
         )
-        # Not `activate`: the first version of all becomes the default regardless.
-        run.succeeded(model, active=registry.current_version(settings.model_dir) == model.version)
+        run.succeeded(model, active=active)
     err_console.print(f"recorded as run {run.id}")
     return model
 
@@ -156,6 +158,7 @@ def evaluate(
     from digitlab.evaluation import write_report
 
     settings = get_settings()
+    sync_models(settings)
     model = registry.resolve(settings.model_dir, version)
     name = dataset or model.card["dataset"]["name"]
     check_dataset(name)
@@ -186,6 +189,7 @@ def models_list(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = get_settings()
+    sync_models(settings)
     versions = registry.list_versions(settings.model_dir)
     if not versions:
         console.print(f"no models in {settings.model_dir}; train one with `digitlab train`")
@@ -224,7 +228,9 @@ def models_show(
     version: Annotated[str | None, typer.Argument(help="Default: current.")] = None,
 ) -> None:
     """Print a model version's card."""
-    print_card(registry.resolve(get_settings().model_dir, version).card)
+    settings = get_settings()
+    sync_models(settings)
+    print_card(registry.resolve(settings.model_dir, version).card)
 
 
 @data_app.command("download")
@@ -258,10 +264,11 @@ def run(
 ) -> None:
     """The main job: train a model if none exists, then serve it."""
     settings = get_settings()
-    if registry.current_version(settings.model_dir) is None:
+    if serving_version(settings) is None:
         from digitlab.ml.recipes import get_recipe
 
         run_training(get_recipe("fast"), settings, activate=True)
+    sync_models(settings)
     print_card(registry.resolve(settings.model_dir).card)
     if serve:
         serve_cli.serve_forever(settings)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digitlab import registry
 from digitlab.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def database_configured(settings: Settings) -> bool:
@@ -34,15 +38,60 @@ def current_user() -> str:
         return "unknown"
 
 
+def registry_engine(settings: Settings) -> Engine | None:
+    """The database engine when the database keeps the model registry (PostgreSQL),
+    else None (the model folder is the registry)."""
+    from digitlab.store.db import open_engine, parse_url
+
+    if not database_configured(settings):
+        return None
+    if parse_url(settings.database_url).get_backend_name() != "postgresql":
+        return None
+    return open_engine(settings.database_url)
+
+
+def sync_models(settings: Settings) -> None:
+    """With the registry in the database, bring its versions into the model folder (a
+    cache) and point CURRENT at the active one; nothing to do otherwise."""
+    engine = registry_engine(settings)
+    if engine is not None:
+        from digitlab.registry_db import sync
+
+        sync(engine, settings.model_dir)
+
+
+def serving_version(settings: Settings) -> str | None:
+    """The version that is, or will be, served: the database's active one when the
+    database keeps the registry, else the model folder's CURRENT."""
+    engine = registry_engine(settings)
+    if engine is None:
+        return registry.current_version(settings.model_dir)
+    from digitlab.store.artifacts import active
+
+    found = active(engine)
+    return found.version if found else None
+
+
 def activate_model(
     settings: Settings, version: str, *, by: str | None = None
 ) -> registry.ModelVersion:
-    """Make `version` the default: first the registry pointer (an atomic rename, what a
-    running service watches), then, in the database, the active flag and a promotion
-    record (who: `by`, else the OS user; when: the database's clock).
+    """Make `version` the default, and record it in the database: the active flag and a
+    promotion (who: `by`, else the OS user; when: the database's clock).
 
-    Without `by` the database is written only when one is configured; with `by` the
-    promotion must be recorded, so the embedded database is created if need be."""
+    With the embedded setup the registry pointer moves first (an atomic rename, what a
+    running service watches); without `by` the database is written only when one is
+    configured; with `by` the promotion must be recorded, so the embedded database is
+    created if need be. With PostgreSQL the database is the registry: the version (from
+    the model folder, or else from the database) is published there and activated, which
+    every serving process hears of, and then the local pointer follows."""
+    db_registry = registry_engine(settings)
+    if db_registry is not None:
+        from digitlab.registry_db import fetch_into
+
+        model = fetch_into(db_registry, settings.model_dir, version)
+        _record_activation(db_registry, model, by)
+        registry.set_current(settings.model_dir, version)
+        return model
     registry.load_version(settings.model_dir, version)  # a bad version fails before any write
     engine = None
     if by is not None or database_configured(settings):
@@ -51,10 +100,14 @@ def activate_model(
         engine = open_engine(settings.database_url)  # a wrong database fails before the switch
     model = registry.set_current(settings.model_dir, version)
     if engine is not None:
-        from digitlab.scoring import ensure_model
-        from digitlab.store import db, runs
-
-        model_id = ensure_model(engine, model, active=True)
-        with db.transaction(engine) as session:
-            runs.record_promotion(session, model_id=model_id, promoted_by=by or current_user())
+        _record_activation(engine, model, by)
     return model
+
+
+def _record_activation(engine: Engine, model: registry.ModelVersion, by: str | None) -> None:
+    from digitlab.scoring import ensure_model
+    from digitlab.store import db, runs
+
+    model_id = ensure_model(engine, model, active=True)
+    with db.transaction(engine) as session:
+        runs.record_promotion(session, model_id=model_id, promoted_by=by or current_user())

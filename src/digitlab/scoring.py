@@ -17,18 +17,19 @@ from sqlalchemy import Engine
 
 from digitlab.data import Split
 from digitlab.inference import OnnxClassifier
-from digitlab.registry import ModelVersion
-from digitlab.store import crud, db
+from digitlab.registry import ModelVersion, verify_onnx
+from digitlab.store import artifacts, crud, db
 
 CHUNK = 1000  # images per inference call and per write; the progress bar's step
 
 
 def ensure_model(engine: Engine, model: ModelVersion, *, active: bool) -> int:
-    """The model version's id in `models`, registering it on first use; its own short
-    transaction, so concurrent scoring runs do not wait on each other's."""
+    """The model version's id in `models`, registering it on first use (on PostgreSQL
+    with its files); its own short transaction, so concurrent scoring runs do not wait
+    on each other's."""
     card = model.card
     with db.transaction(engine) as session:
-        return crud.register_model(
+        model_id = crud.register_model(
             session,
             version=model.version,
             dataset=card["dataset"]["name"],
@@ -36,6 +37,21 @@ def ensure_model(engine: Engine, model: ModelVersion, *, active: bool) -> int:
             metrics=card.get("metrics", {}),
             active=active,
         )
+        if artifacts.in_database(engine):
+            # The registry lives in PostgreSQL: the files go with the row, and a
+            # promotion is announced to every serving process.
+            if not artifacts.has_artifact(session, model_id):
+                verify_onnx(model)
+                artifacts.save_artifact(
+                    session,
+                    model_id=model_id,
+                    card=card,
+                    onnx=model.onnx_path.read_bytes(),
+                    sha256=card["onnx"]["sha256"],
+                )
+            if active:
+                artifacts.announce(session, model.version)
+        return model_id
 
 
 @dataclass(frozen=True)

@@ -63,12 +63,18 @@ def current_model(settings: Settings, version: str | None) -> tuple[Engine, Onnx
     """Engine (schema checked), classifier and database id of `version` (default: current)."""
     from digitlab.inference import OnnxClassifier
     from digitlab.scoring import ensure_model
+    from digitlab.store.artifacts import folder_may_activate, in_database
     from digitlab.store.db import open_engine
 
     engine = open_engine(settings.database_url)
+    if in_database(engine):  # the registry is there; this machine may have no models yet
+        from digitlab.registry_db import sync
+
+        sync(engine, settings.model_dir)
     model = registry.resolve(settings.model_dir, version)
     classifier = OnnxClassifier(model)
-    active = model.version == registry.current_version(settings.model_dir)
+    current = model.version == registry.current_version(settings.model_dir)
+    active = current and folder_may_activate(engine)
     return engine, classifier, ensure_model(engine, model, active=active)
 
 

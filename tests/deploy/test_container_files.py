@@ -53,10 +53,13 @@ def test_one_shot_services_run_the_right_commands(compose: dict[str, Any]) -> No
         assert services[name]["restart"] == "no"
 
 
-def test_api_reads_models_read_only_and_can_scale(compose: dict[str, Any]) -> None:
+def test_api_takes_models_from_the_database_and_can_scale(compose: dict[str, Any]) -> None:
     api = compose["services"]["api"]
     assert api["command"] == ["digitlab", "serve"]
-    assert api["volumes"] == ["models:/models:ro"]
+    # No shared volume: each replica caches the database's models in its own folder.
+    assert "volumes" not in api
+    assert api["environment"]["DIGITLAB_MODEL_DIR"].startswith("/home/digitlab/")
+    assert api["environment"]["DIGITLAB_DATABASE_URL"].startswith("postgresql")
     assert api["restart"] == "unless-stopped"
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
     # --scale api=3 needs no fixed name and no host port on the replicas.

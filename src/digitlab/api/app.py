@@ -18,6 +18,8 @@ from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
 from digitlab.config import Settings
 from digitlab.predictor import Predictor
+from digitlab.registry_db import Watcher
+from digitlab.store.artifacts import in_database
 from digitlab.web import pages as web
 
 log = logging.getLogger("digitlab.api")
@@ -28,6 +30,9 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     (the service starts not ready); a schema that is behind raises StoreError."""
     if service is None:
         service = Service(settings, prepare_engine(settings), Predictor(settings.model_dir))
+    watcher = model_watcher(service)
+    if watcher is not None:
+        watcher.sync_now()  # the active version before the first request, if reachable
     try:
         service.metrics.serving(service.predictor.model.version)
     except registry.RegistryError as exc:
@@ -35,7 +40,11 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if watcher is not None:
+            watcher.start()
         yield
+        if watcher is not None:
+            watcher.stop()
         await service.close()
 
     app = FastAPI(
@@ -69,6 +78,18 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     )
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app
+
+
+def model_watcher(service: Service) -> Watcher | None:
+    """With the registry in PostgreSQL: a watcher that keeps the model folder (a cache)
+    on the active version and loads each new one before requests need it."""
+    if not in_database(service.engine):
+        return None
+
+    def loaded(version: str) -> None:
+        service.metrics.serving(service.predictor.model.version)  # loads it now
+
+    return Watcher(service.engine, service.settings.model_dir, loaded)
 
 
 def app_from_environment() -> FastAPI:

@@ -47,12 +47,10 @@ def current_model(service: ServiceDep) -> ModelOut:
 @router.post("/models/{version}/activate", response_model=ModelOut)
 async def activate(version: str, service: ServiceDep, _admin: AdminDep) -> ModelOut:
     """Make VERSION the serving model, without a restart (needs the admin token)."""
-    model_dir = service.settings.model_dir
-    try:
-        registry.load_version(model_dir, version)
-    except registry.RegistryError as exc:
-        raise HTTPException(404, str(exc)) from None
     # Recorded in the promotions history as made through the API.
-    await run_in_threadpool(lambda: activate_model(service.settings, version, by="api"))
+    try:
+        await run_in_threadpool(lambda: activate_model(service.settings, version, by="api"))
+    except registry.RegistryError as exc:  # unknown here and in the database, or damaged
+        raise HTTPException(404, str(exc)) from None
     model = await run_in_threadpool(lambda: service.predictor.model)  # load it now
     return _out(model, version, model.version)

@@ -19,6 +19,7 @@ from digitlab.config import Settings
 from digitlab.predictor import Batch, Predictor
 from digitlab.scoring import ensure_model
 from digitlab.store import crud, db, migrate
+from digitlab.store.artifacts import folder_may_activate
 from digitlab.store.writers import PgWriter, SessionWriter, writer_for
 
 log = logging.getLogger("digitlab.api")
@@ -56,7 +57,8 @@ class Service:
         found = self._model_ids.get(model.version)
         if found is None:
             current = registry.current_version(self.settings.model_dir)
-            found = ensure_model(self.engine, model, active=model.version == current)
+            active = model.version == current and folder_may_activate(self.engine)
+            found = ensure_model(self.engine, model, active=active)
             with self._lock:
                 self._model_ids[model.version] = found
         return found
