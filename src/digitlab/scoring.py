@@ -40,7 +40,8 @@ def ensure_model(engine: Engine, model: ModelVersion, *, active: bool) -> int:
         if artifacts.in_database(engine):
             # The registry lives in PostgreSQL: the files go with the row, and a
             # promotion is announced to every serving process.
-            if not artifacts.has_artifact(session, model_id):
+            published = not artifacts.has_artifact(session, model_id)
+            if published:
                 verify_onnx(model)
                 artifacts.save_artifact(
                     session,
@@ -49,7 +50,7 @@ def ensure_model(engine: Engine, model: ModelVersion, *, active: bool) -> int:
                     onnx=model.onnx_path.read_bytes(),
                     sha256=card["onnx"]["sha256"],
                 )
-            if active:
+            if published or active:
                 artifacts.announce(session, model.version)
         return model_id
 

@@ -102,6 +102,22 @@ def test_a_promotion_reaches_every_replica_within_2_s(
         assert answer.status_code == 200 and answer.json()["model_version"] == SECOND
 
 
+def test_a_published_version_is_listed_by_every_replica_at_once(
+    two_replicas: list[Served], publisher: Settings
+) -> None:
+    engine = db.make_engine(publisher.database_url)
+    ensure_model(engine, registry.load_version(publisher.model_dir, SECOND), active=False)
+    engine.dispose()
+
+    def listed(served: Served) -> set[str]:
+        answer = httpx.get(f"{served.url}/api/v1/models", timeout=5)
+        return {m["version"] for m in answer.json()}
+
+    for served in two_replicas:
+        wait_for(lambda s=served: listed(s) == {FIRST, SECOND}, 2.0)
+        assert serving_version(served) == FIRST  # published, not promoted
+
+
 def test_a_damaged_artifact_is_refused_and_the_replicas_keep_serving(
     two_replicas: list[Served], publisher: Settings
 ) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, exists, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from digitlab.store import db
@@ -58,15 +59,18 @@ def save_artifact(
     session: Session, *, model_id: int, card: dict[str, Any], onnx: bytes, sha256: str
 ) -> None:
     """Store a version's files once; a version's artifact never changes afterwards."""
-    if not has_artifact(session, model_id):
-        session.add(
-            ModelArtifact(model_id=model_id, card=card, onnx=onnx, sha256=sha256, size=len(onnx))
-        )
-        session.flush()
+    values = {"card": card, "onnx": onnx, "sha256": sha256, "size": len(onnx)}
+    # Two processes publishing the same version at once: the first one's files stay.
+    session.execute(
+        postgresql.insert(ModelArtifact)
+        .values(model_id=model_id, **values)
+        .on_conflict_do_nothing(index_elements=["model_id"])
+    )
 
 
 def announce(session: Session, version: str) -> None:
-    """Tell every listener that `version` is now active; delivered on commit."""
+    """Tell every listener that `version` was published or made active, so that they
+    sync now rather than at their next poll; delivered on commit."""
     notify = text("SELECT pg_notify(:channel, :version)")
     session.execute(notify, {"channel": CHANNEL, "version": version})
 
