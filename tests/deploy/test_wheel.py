@@ -50,7 +50,10 @@ def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     install = [str(root / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
-    done = subprocess.run([*install, str(dist)], capture_output=True, text=True)
+    # Without PYTHONPATH: a source tree on it (PYTHONPATH=src, whose egg-info the wheel
+    # build just wrote) makes pip take digitlab as installed and skip the wheel.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run([*install, str(dist)], capture_output=True, text=True, env=clean)
     assert done.returncode == 0, done.stderr[-3000:]
     return root
 
