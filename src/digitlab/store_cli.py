@@ -11,6 +11,7 @@ digitlab stats
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -203,19 +204,21 @@ def score(
         def advance(n: int) -> None:
             progress.advance(task, n)
 
-        if part is None or job is None:
+        if part is None:
             result: ScoreResult | StoredBefore = run_score(
                 engine, classifier, model_id, inputs.images, sources=inputs.sources,
                 labels=inputs.labels, originals=inputs.originals, on_progress=advance,
             )  # fmt: skip
         else:
+            assert job is not None  # every sharded run has one by now
             result = score_shard(
                 engine, classifier, model_id, inputs.images, job=job, shard=part,
                 sources=inputs.sources, labels=inputs.labels, originals=inputs.originals,
                 on_progress=advance,
             )  # fmt: skip
     if isinstance(result, StoredBefore):  # a concurrent run of this shard committed first
-        print_stored_before(result, job or "", part)
+        assert job is not None and part is not None
+        print_stored_before(result, job, part)
         return
     print_score(result, classifier.model.version)
     if part is not None:
@@ -237,8 +240,8 @@ def already_stored(engine: Engine, job: str, shard: Shard) -> bool:
     return found is not None
 
 
-def print_stored_before(found: StoredBefore, job: str, shard: Shard | None) -> None:
-    when = found.created_at.strftime("%Y-%m-%d %H:%M:%S")
+def print_stored_before(found: StoredBefore, job: str, shard: Shard) -> None:
+    when = found.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     console.print(
         f"shard {shard} of job {job!r} already stored ({found.images} images, {when} UTC); "
         "nothing stored",
