@@ -157,7 +157,9 @@ def score(
     model: Annotated[str | None, typer.Option(help="Model version; default: current.")] = None,
     shard: Annotated[
         str | None,
-        typer.Option(help="Store only part K of N (K from 0), once: a retry stores nothing."),
+        typer.Option(
+            metavar="K/N", help="Store only part K of N (K from 0), once: a retry stores nothing."
+        ),
     ] = None,
     job: Annotated[
         str | None,

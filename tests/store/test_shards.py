@@ -141,6 +141,16 @@ def test_a_finished_shard_run_again_stores_nothing(cli_env: Settings) -> None:
     assert {m[0] for m in markers(url)} == {job, "nightly"}
 
 
+def test_a_shard_with_no_images_is_recorded_as_done(cli_env: Settings) -> None:
+    args = ["score", "--dataset", "mnist", "--limit", "1", "--shard", "0/2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "no images" in result.output, result.output
+    assert stored_sources(cli_env.database_url) == [] and markers(cli_env.database_url)[0][3] == 0
+    result = runner.invoke(app, [*args[:-1], "1/2"])
+    assert result.exit_code == 0 and "images 0 to 0" in result.output, result.output
+    assert stored_sources(cli_env.database_url) == ["dataset:mnist/test/0"]
+
+
 BAD = [
     (["--shard", "3/3"], "must be below N=3"),
     (["--shard", "-1/2"], "expected K/N"),
