@@ -37,12 +37,25 @@ def decode(data: bytes, name: str) -> npt.NDArray[np.uint8]:
 
 def load_folder(folder: Path) -> list[ImageFile]:
     """Every image file directly in `folder`, by name; refuses the lot if one is broken."""
+    return load_files(image_paths(folder))
+
+
+def image_paths(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, sorted by name: the order `digitlab score`
+    stores them in, and the order its shards split (the same on every machine)."""
     if not folder.is_dir():
         raise ImageFileError(f"{folder}: not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
+    )
     if not paths:
         kinds = ", ".join(s.lstrip(".").upper() for s in IMAGE_SUFFIXES)
         raise ImageFileError(f"{folder}: no image files ({kinds})")
+    return paths
+
+
+def load_files(paths: list[Path]) -> list[ImageFile]:
+    """Read and decode `paths`, in order; refuses the lot if one is broken."""
     files = []
     for path in paths:
         data = path.read_bytes()

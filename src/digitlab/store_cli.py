@@ -3,6 +3,7 @@
 digitlab db upgrade | downgrade REVISION | current
 digitlab demo [--count N]
 digitlab score --dataset mnist --split test   |   digitlab score --folder DIR
+digitlab score --dataset mnist --split train --shard K/N [--job NAME]
 digitlab predictions [--limit N] [--model VERSION] [--label D] [--wrong]
 digitlab stats
 """
@@ -10,6 +11,7 @@ digitlab stats
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from digitlab.inference import OnnxClassifier
-    from digitlab.scoring import ScoreResult
+    from digitlab.scoring import ScoreResult, StoredBefore
+    from digitlab.sharding import Shard
 
 db_app = typer.Typer(help="The prediction store's schema.", no_args_is_help=True)
 
@@ -158,49 +161,100 @@ def score(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     model: Annotated[str | None, typer.Option(help="Model version; default: current.")] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K/N", help="Store only part K of N (K from 0), once: a retry stores nothing."
+        ),
+    ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(help="Name of the sharded run; default: from source, limit and model."),
+    ] = None,
 ) -> None:
     """Predict a split or a folder of images; store every row."""
-    import numpy as np
-
-    from digitlab.imagefiles import load_folder
+    from digitlab import score_inputs
+    from digitlab.scoring import StoredBefore, score_shard
     from digitlab.scoring import score as run_score
+    from digitlab.sharding import check_job, default_job, parse_shard
 
     if (dataset is None) == (folder is None):
         raise UsageError("give either --dataset (with --split) or --folder")
+    if job is not None and shard is None:
+        raise UsageError("--job names a sharded run: give --shard K/N too")
+    try:  # before anything is loaded or stored
+        part = parse_shard(shard) if shard is not None else None
+        job = check_job(job) if job is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     settings = get_settings()
     # The database first: a wrong URL fails before minutes of loading or decoding.
     engine, classifier, model_id = current_model(settings, model)
-    labels: list[int | None]
-    originals: list[bytes | None] | None
+    if part is not None:
+        source = (
+            score_inputs.folder_source(folder)
+            if folder is not None
+            else score_inputs.dataset_source(str(dataset), split)
+        )
+        job = job or default_job(source, limit, classifier.model.version)
+        if already_stored(engine, job, part):
+            return
     if dataset is not None:
-        from digitlab.data import load_split
-
-        data = load_split(dataset, split, settings)
-        images, labels = data.images[:limit], [int(y) for y in data.labels[:limit]]
-        sources = [f"dataset:{dataset}/{split}/{i}" for i in range(len(labels))]
-        originals = None
+        inputs = score_inputs.dataset_inputs(dataset, split, settings, limit=limit, shard=part)
     else:
         assert folder is not None
-        files = load_folder(folder)[:limit]  # all decoded before anything is written
-        images = np.stack([f.image for f in files])
-        sources = [f"file:{f.name}"[:200] for f in files]
-        labels = [None] * len(files)
-        originals = [f.original for f in files]
+        inputs = score_inputs.folder_inputs(folder, limit=limit, shard=part)
     with Progress(
         "scoring", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
     ) as progress:
-        task = progress.add_task("score", total=len(images))
-        result = run_score(
-            engine,
-            classifier,
-            model_id,
-            images,
-            sources=sources,
-            labels=labels,
-            originals=originals,
-            on_progress=lambda n: progress.advance(task, n),
-        )
+        task = progress.add_task("score", total=len(inputs.images))
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        if part is None:
+            result: ScoreResult | StoredBefore = run_score(
+                engine, classifier, model_id, inputs.images, sources=inputs.sources,
+                labels=inputs.labels, originals=inputs.originals, on_progress=advance,
+            )  # fmt: skip
+        else:
+            assert job is not None  # every sharded run has one by now
+            result = score_shard(
+                engine, classifier, model_id, inputs.images, job=job, shard=part,
+                sources=inputs.sources, labels=inputs.labels, originals=inputs.originals,
+                on_progress=advance,
+            )  # fmt: skip
+    if isinstance(result, StoredBefore):  # a concurrent run of this shard committed first
+        assert job is not None and part is not None
+        print_stored_before(result, job, part)
+        return
     print_score(result, classifier.model.version)
+    if part is not None:
+        where = (
+            f"images {inputs.first} to {inputs.first + result.stored - 1}"
+            if result.stored
+            else f"no images (the run has fewer than {part.count})"
+        )
+        console.print(f"shard {part} of job {job!r}: {where}", highlight=False)
+
+
+def already_stored(engine: Engine, job: str, shard: Shard) -> bool:
+    """Say so and return True when this shard of `job` was stored by an earlier run."""
+    from digitlab.scoring import stored_before
+
+    found = stored_before(engine, job=job, shard=shard)
+    if found is not None:
+        print_stored_before(found, job, shard)
+    return found is not None
+
+
+def print_stored_before(found: StoredBefore, job: str, shard: Shard) -> None:
+    when = found.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    console.print(
+        f"shard {shard} of job {job!r} already stored ({found.images} images, {when} UTC); "
+        "nothing stored",
+        highlight=False,
+    )
 
 
 def print_score(result: ScoreResult, version: str) -> None:
