@@ -63,7 +63,8 @@ def refused(port: int) -> bool:
     return False
 
 
-def read_answer(client: socket.socket) -> tuple[int, dict[str, object]]:
+def read_answer(client: socket.socket) -> tuple[int, bytes, dict[str, object]]:
+    """Status, head and JSON body of one answer."""
     data = b""
     while chunk := client.recv(65536):
         data += chunk
@@ -74,7 +75,7 @@ def read_answer(client: socket.socket) -> tuple[int, dict[str, object]]:
             None,
         )  # fmt: skip
         if length is not None and len(rest) >= length:
-            return int(head.split()[1]), json.loads(rest[:length])
+            return int(head.split()[1]), head.lower(), json.loads(rest[:length])
     raise AssertionError(f"the connection closed before a whole answer: {data!r}")
 
 
@@ -95,9 +96,10 @@ def test_sigterm_lets_the_request_in_flight_finish(
             time.sleep(0.05)
         assert served.process.poll() is None, "exited with a request in flight"
         client.sendall(body[len(body) // 2 :])
-        status, answer = read_answer(client)
+        status, head, answer = read_answer(client)
         client.close()
         assert status == 200, answer
+        assert b"\r\nconnection: close" in head  # the client is told not to send more
         assert answer["prediction"] == int(mnist_test.labels[0])
         assert served.process.wait(timeout=15) == 0
         assert time.monotonic() - sent < 15  # well within DIGITLAB_SHUTDOWN_SECONDS (20)

@@ -64,7 +64,6 @@ class Served:
     settings: Settings
     # The `python -m ...` process itself, for tests that signal it or read its children.
     process: subprocess.Popen[bytes] | None = field(default=None, compare=False)
-    log: Path | None = None
 
     @property
     def port(self) -> int:
@@ -95,7 +94,7 @@ def serving(
         )
     try:
         wait_ready(port, process, log=log)
-        yield Served(f"http://127.0.0.1:{port}", settings, process, log)
+        yield Served(f"http://127.0.0.1:{port}", settings, process)
     finally:
         process.terminate()
         process.wait(timeout=30)
