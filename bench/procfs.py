@@ -54,6 +54,10 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(cpu_seconds(p) for p in _tree([root]))
 
 
+def children(pid: int) -> list[int]:
+    return [p for p in _pids() if _stat(p)[1:2] == [str(pid)]]
+
+
 def _tree(roots: list[int]) -> set[int]:
     """`roots` and every process below them."""
     parents = {pid: _stat(pid)[1:2] for pid in _pids()}

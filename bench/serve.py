@@ -45,7 +45,7 @@ from harness import (
     predictions_count,
     start_service,
 )
-from procfs import machine_busy, tree_cpu_seconds
+from procfs import children, cpu_seconds, machine_busy, tree_cpu_seconds
 
 
 def client_loop(port: int, payloads: list[bytes], n: int, out: list[tuple[float, int]]) -> None:
@@ -75,6 +75,9 @@ def load(port: int, clients: int, requests: int, *watch: int) -> dict[str, Any]:
         threading.Thread(target=client_loop, args=(port, payloads, requests // clients, r))
         for r in results
     ]
+    # The service's own processes (its workers, if any), to see how it split the work.
+    parts = [watch[0], *children(watch[0])] if watch else []
+    parts_before = [cpu_seconds(p) for p in parts]
     cpu_before = cpu_now(list(watch))
     start = time.perf_counter()
     for t in threads:
@@ -83,6 +86,7 @@ def load(port: int, clients: int, requests: int, *watch: int) -> dict[str, Any]:
         t.join()
     seconds = time.perf_counter() - start
     cores = [(b - a) / seconds for a, b in zip(cpu_before, cpu_now(list(watch)), strict=True)]
+    split = [(cpu_seconds(p) - b) / seconds for p, b in zip(parts, parts_before, strict=True)]
     latencies = sorted(s for r in results for s, _ in r)
     ok = sum(status == 200 for r in results for _, status in r)
     return {
@@ -96,6 +100,7 @@ def load(port: int, clients: int, requests: int, *watch: int) -> dict[str, Any]:
         # Cores busy while the clients ran: this load generator, each of `watch`, and the
         # rest of the machine (other people's work, the kernel, the bench's own parent).
         "cores": {"load generator": cores[0], "watched": cores[1:-1], "others": cores[-1]},
+        "service_split": sorted((c for c in split if c >= 0.01), reverse=True),
         "load_avg": os.getloadavg(),
     }
 
@@ -222,6 +227,7 @@ def measure_workers(
         "p50": many["p50_ms"],
         "p99": many["p99_ms"],
         "service": service_cores,
+        "service_us": service_cores * 1e6 / many["rps"],  # CPU per request, all workers
         "postgres": pg_cores,
         "loadgen": many["cores"]["load generator"],
         "others": many["cores"]["others"] - service_cores - pg_cores,
@@ -231,7 +237,9 @@ def measure_workers(
     }
     print(
         f"{name}: {result['rps']:,.0f} req/s, p50 {result['p50']:.2f} ms, p99 "
-        f"{result['p99']:.1f} ms; cores: service {service_cores:.2f}, PostgreSQL "
+        f"{result['p99']:.1f} ms; service CPU {result['service_us']:.0f} µs/request; "
+        f"cores: service {service_cores:.2f} ("
+        f"{' + '.join(f'{c:.2f}' for c in many['service_split'])} by process), PostgreSQL "
         f"{pg_cores:.2f}, load generator {result['loadgen']:.2f}, others "
         f"{result['others']:.2f}; load average {many['load_avg']}; "
         f"{stored} rows for {answered} answers, {result['errors']} errors",
@@ -245,6 +253,7 @@ WORKER_COLUMNS = (
     ("p50 ms", "p50", "{:.2f}"),
     ("p99 ms", "p99", "{:.1f}"),
     ("service cores", "service", "{:.2f}"),
+    ("service CPU µs/request", "service_us", "{:.0f}"),
     ("PostgreSQL cores", "postgres", "{:.2f}"),
     ("load generator cores", "loadgen", "{:.2f}"),
     ("others' cores", "others", "{:.2f}"),
