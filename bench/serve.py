@@ -98,8 +98,8 @@ def load(port: int, clients: int, requests: int, *watch: int) -> dict[str, Any]:
         "p50_ms": 1000 * percentile(latencies, 0.5),
         "p99_ms": 1000 * percentile(latencies, 0.99),
         # Cores busy while the clients ran: this load generator, each of `watch`, and the
-        # rest of the machine (other people's work, the kernel, the bench's own parent).
-        "cores": {"load generator": cores[0], "watched": cores[1:-1], "others": cores[-1]},
+        # whole machine (all of these, other people's work, the kernel, the bench itself).
+        "cores": {"load generator": cores[0], "watched": cores[1:-1], "machine": cores[-1]},
         "service_split": sorted((c for c in split if c >= 0.01), reverse=True),
         "load_avg": os.getloadavg(),
     }
@@ -222,6 +222,7 @@ def measure_workers(
         service.wait()
     stored, answered = predictions_count(url), many["ok"] + many["warmup_ok"]
     service_cores, pg_cores = many["cores"]["watched"]
+    loadgen_cores = many["cores"]["load generator"]
     result = {
         "rps": many["rps"],
         "p50": many["p50_ms"],
@@ -229,8 +230,8 @@ def measure_workers(
         "service": service_cores,
         "service_us": service_cores * 1e6 / many["rps"],  # CPU per request, all workers
         "postgres": pg_cores,
-        "loadgen": many["cores"]["load generator"],
-        "others": many["cores"]["others"] - service_cores - pg_cores,
+        "loadgen": loadgen_cores,
+        "others": many["cores"]["machine"] - service_cores - pg_cores - loadgen_cores,
         "load_1m": many["load_avg"][0],
         "errors": many["errors"],
         "rows_match": stored == answered,
