@@ -1,5 +1,5 @@
-"""The service process as Linux's /proc shows it, for bench/soak.py: which process
-serves a port, and its resident memory and CPU time."""
+"""The service process as Linux's /proc shows it, for bench/soak.py and bench/serve.py:
+which process serves a port, and its resident memory and CPU time."""
 
 from __future__ import annotations
 
@@ -47,6 +47,15 @@ def cpu_seconds(pid: int) -> float:
     if not fields:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system time so far of `root` and every live process below it."""
+    return sum(cpu_seconds(p) for p in _tree([root]))
+
+
+def children(pid: int) -> list[int]:
+    return [p for p in _pids() if _stat(p)[1:2] == [str(pid)]]
 
 
 def _tree(roots: list[int]) -> set[int]:

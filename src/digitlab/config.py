@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     # The prediction service (`digitlab serve`).
     host: str = "127.0.0.1"
     port: int = 8000
+    # Worker processes sharing the port; 1: the service runs in the `digitlab serve`
+    # process itself.
+    workers: int = 1
+    # On SIGTERM (or Ctrl-C): how long requests in flight may take to finish before they
+    # are cancelled and the process exits.
+    shutdown_seconds: int = 20
     # Bearer token for the model-activation endpoint; unset: the endpoint is off.
     admin_token: str | None = None
     # Bearer token (or /login password) for reading stored inputs, predictions and

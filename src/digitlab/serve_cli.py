@@ -1,55 +1,83 @@
 """`digitlab serve`: the prediction service on the configured database with the current
-model (uvicorn, one process).
+model (uvicorn: in this process, or in N worker processes sharing the port).
 
-digitlab serve [--host 127.0.0.1] [--port 8000]
+digitlab serve [--host 127.0.0.1] [--port 8000] [--workers 1]
 """
 
 from __future__ import annotations
 
-import gc
 import importlib.util
-from typing import Annotated
+import os
+import signal
+from types import FrameType
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from digitlab.cli_common import console, friendly_errors
+from digitlab.cli_common import UsageError, console, friendly_errors
 from digitlab.config import Settings, get_settings
 
 
+def _exit_zero(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
+
+
 def serve_forever(settings: Settings, *, log_level: str = "info") -> None:
-    """Run the service until interrupted; uvloop and httptools when installed."""
+    """Run the service until SIGTERM or Ctrl-C; uvloop and httptools when installed.
+    On either, it stops accepting connections, lets requests in flight finish (at most
+    `settings.shutdown_seconds`) and returns. With `settings.workers` > 1 each worker
+    reads its settings from the environment, so `settings` must be get_settings()'s."""
     import uvicorn
 
-    from digitlab.api.app import create_app
+    from digitlab.serve_workers import WORKER_APP, build_app, run_workers
 
-    app = create_app(settings)
-    # Everything loaded so far (modules, the model, the app) lives as long as the
-    # process. Frozen, the collector stops scanning it: a full collection over it took
-    # about 100 ms every few seconds under load, a pause every request in flight waited.
-    gc.collect()
-    gc.freeze()
-    console.print(
-        f"serving on http://{settings.host}:{settings.port} (API docs at /docs); Ctrl-C stops"
-    )
+    if settings.workers < 1:
+        raise UsageError(f"DIGITLAB_WORKERS must be 1 or more, not {settings.workers}")
+    if settings.shutdown_seconds < 0:
+        raise UsageError(
+            f"DIGITLAB_SHUTDOWN_SECONDS must be 0 or more, not {settings.shutdown_seconds}"
+        )
     fast = importlib.util.find_spec("uvloop") and importlib.util.find_spec("httptools")
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        loop="uvloop" if fast else "auto",
-        http="httptools" if fast else "auto",
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "loop": "uvloop" if fast else "auto",
+        "http": "httptools" if fast else "auto",
+        "timeout_graceful_shutdown": settings.shutdown_seconds,
+    }
+    # After a graceful shutdown uvicorn raises the signal again with the handler it found
+    # in place; the default one would end the process with "killed by SIGTERM", not 0.
+    signal.signal(signal.SIGTERM, _exit_zero)
+    where = f"http://{settings.host}:{settings.port}"
+    if settings.workers == 1:
+        app = build_app(settings)
+        console.print(f"serving on {where} (API docs at /docs); Ctrl-C stops")
+        uvicorn.run(app, **options)
+    else:
+        console.print(
+            f"serving on {where} with {settings.workers} worker processes "
+            "(API docs at /docs); Ctrl-C stops"
+        )
+        config = uvicorn.Config(WORKER_APP, factory=True, workers=settings.workers, **options)
+        run_workers(config)
 
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes sharing the port (default 1: this process)."),
+    ] = None,
 ) -> None:
     """Start the prediction service (HTTP API, docs at /docs)."""
-    settings = get_settings()
-    changes = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    serve_forever(settings.model_copy(update=changes))
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be 1 or more, not {workers}")
+    # Through the environment: worker processes build their settings from it.
+    changes = {"HOST": host, "PORT": port, "WORKERS": workers}
+    os.environ.update({f"DIGITLAB_{k}": str(v) for k, v in changes.items() if v is not None})
+    serve_forever(get_settings())
 
 
 def register(app: typer.Typer) -> None:

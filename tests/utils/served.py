@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,8 @@ def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[b
 class Served:
     url: str
     settings: Settings
+    # The `python -m ...` process itself, for tests that signal it or read its children.
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False)
 
     @property
     def port(self) -> int:
@@ -92,7 +94,7 @@ def serving(
         )
     try:
         wait_ready(port, process, log=log)
-        yield Served(f"http://127.0.0.1:{port}", settings)
+        yield Served(f"http://127.0.0.1:{port}", settings, process)
     finally:
         process.terminate()
         process.wait(timeout=30)
