@@ -59,11 +59,17 @@ def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The pod spec of every workload, by `Kind/name`."""
     kinds = {"Deployment", "StatefulSet", "Job", "DaemonSet"}
-    return {
+    specs = {
         f"{o['kind']}/{o['metadata']['name']}": o["spec"]["template"]["spec"]
         for o in objects
         if o["kind"] in kinds
     }
+    for o in objects:  # a CronJob's pods are one level deeper
+        if o["kind"] == "CronJob":
+            specs[f"CronJob/{o['metadata']['name']}"] = o["spec"]["jobTemplate"]["spec"][
+                "template"
+            ]["spec"]
+    return specs
 
 
 def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:

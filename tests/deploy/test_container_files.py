@@ -18,7 +18,7 @@ def compose() -> dict[str, Any]:
 
 def test_services_and_their_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"db", "migrate", "train", "api", "proxy"}
+    assert set(services) == {"db", "migrate", "train", "api", "proxy", "retrain"}
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert services["train"]["depends_on"] == {
         "migrate": {"condition": "service_completed_successfully"}
@@ -31,6 +31,16 @@ def test_services_and_their_order(compose: dict[str, Any]) -> None:
     assert services["proxy"]["depends_on"] == {"api": {"condition": "service_healthy"}}
 
 
+def test_retrain_is_a_one_shot_service_behind_a_profile(compose: dict[str, Any]) -> None:
+    retrain = compose["services"]["retrain"]
+    assert retrain["profiles"] == ["retrain"]  # `docker compose up` does not start it
+    assert retrain["command"] == ["digitlab", "retrain"]
+    assert retrain["image"] == compose["services"]["train"]["image"]
+    assert "models:/models" in retrain["volumes"]  # the serving version's model.pt
+    assert retrain["restart"] == "no"
+    assert retrain["environment"]["DIGITLAB_DATABASE_URL"].startswith("postgresql")
+
+
 def test_database_is_postgres_16_with_a_health_check_and_a_volume(
     compose: dict[str, Any],
 ) -> None:
@@ -39,7 +49,7 @@ def test_database_is_postgres_16_with_a_health_check_and_a_volume(
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     assert db["volumes"] == ["pgdata:/var/lib/postgresql/data"]
     assert db["environment"]["POSTGRES_PASSWORD"] == "change-me"  # from .env.example
-    assert set(compose["volumes"]) == {"pgdata", "models", "mnist"}
+    assert set(compose["volumes"]) == {"pgdata", "models", "mnist", "reports"}
 
 
 def test_one_shot_services_run_the_right_commands(compose: dict[str, Any]) -> None:

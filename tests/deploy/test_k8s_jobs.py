@@ -187,3 +187,19 @@ def test_prod_reads_the_secret_cloudnativepg_writes_for_the_example_cluster() ->
     (container,) = api["spec"]["template"]["spec"]["containers"]
     ref = env_of(container)["DIGITLAB_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
     assert (ref["name"], ref["key"]) == (f"{cluster['metadata']['name']}-app", "uri")
+
+
+def test_retrain_runs_weekly_once_at_a_time_and_starts_suspended() -> None:
+    objects = render("base")
+    cron = find(objects, "CronJob", "digitlab-retrain")
+    assert cron["spec"]["suspend"] is True
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["digitlab", "retrain"]
+    assert container["image"].startswith("digitlab-train")
+    assert env_of(container)["DIGITLAB_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "digitlab-db-app",
+        "key": "uri",
+    }
+    assert "CronJob/digitlab-retrain" in pod_specs(objects)
