@@ -108,3 +108,19 @@ def test_the_lineage_migration_steps_down_and_up(engine: Engine) -> None:
     assert fks["fk_training_feedback_model_id_models"]["options"]["ondelete"] == "CASCADE"
     indexes = {ix["name"] for ix in schema.get_indexes("training_feedback")}
     assert "ix_training_feedback_feedback_id" in indexes
+
+
+def test_versions_by_prediction_merge_every_correction_of_it(engine: Engine) -> None:
+    v1 = new_model(engine, "v1")
+    first, other = corrections(engine, v1, 2)
+    with db.transaction(engine) as s:
+        pred = s.get_one(Feedback, first).prediction_id
+        again = crud.record_feedback(s, prediction_id=pred, label=4)  # a newer correction
+    v2, v3 = new_model(engine, "v2"), new_model(engine, "v3")
+    with db.transaction(engine) as s:
+        lineage.record_training_feedback(s, model_id=v2, feedback_ids=[first])
+        lineage.record_training_feedback(s, model_id=v3, feedback_ids=[first, again])
+    with db.transaction(engine) as s:
+        other_pred = s.get_one(Feedback, other).prediction_id
+        found = lineage.training_versions_by_prediction(s, [pred, other_pred])
+    assert found == {pred: ["v2", "v3"]}

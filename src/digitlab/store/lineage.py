@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from digitlab.store.models import ModelEvaluation, ModelRow, TrainingFeedback
+from digitlab.store.models import Feedback, ModelEvaluation, ModelRow, TrainingFeedback
 
 
 def record_training_feedback(
@@ -85,4 +85,23 @@ def training_versions_by_feedback(
     found: dict[int, list[str]] = {}
     for feedback_id, version in rows:
         found.setdefault(feedback_id, []).append(version)
+    return found
+
+
+def training_versions_by_prediction(
+    session: Session, prediction_ids: Iterable[int]
+) -> dict[int, list[str]]:
+    """prediction id -> the versions trained with any correction of it, oldest first;
+    what History shows as "trained into"."""
+    ids = sorted(set(prediction_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Feedback.id, Feedback.prediction_id).where(Feedback.prediction_id.in_(ids))
+    )
+    owners = {feedback_id: prediction_id for feedback_id, prediction_id in rows}
+    found: dict[int, list[str]] = {}
+    for feedback_id, versions in training_versions_by_feedback(session, owners).items():
+        merged = found.setdefault(owners[feedback_id], [])
+        merged.extend(v for v in versions if v not in merged)
     return found
