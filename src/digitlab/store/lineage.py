@@ -96,10 +96,12 @@ def training_versions_by_prediction(
     ids = sorted(set(prediction_ids))
     if not ids:
         return {}
-    rows = session.execute(
-        select(Feedback.id, Feedback.prediction_id).where(Feedback.prediction_id.in_(ids))
+    # .all(): dict() would take a Result, which has keys(), for a mapping.
+    owners: dict[int, int] = dict(
+        session.execute(
+            select(Feedback.id, Feedback.prediction_id).where(Feedback.prediction_id.in_(ids))
+        ).all()
     )
-    owners = {feedback_id: prediction_id for feedback_id, prediction_id in rows}
     found: dict[int, list[str]] = {}
     for feedback_id, versions in training_versions_by_feedback(session, owners).items():
         merged = found.setdefault(owners[feedback_id], [])
