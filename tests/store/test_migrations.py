@@ -17,7 +17,10 @@ from digitlab.store import db, migrate
 from digitlab.store.models import Base
 from digitlab.store.testing_pg import PostgresServer
 
-TABLES = {"models", "input_data", "predictions", "feedback", "runs", "run_metrics", "promotions"}
+TABLES = {
+    "models", "input_data", "predictions", "feedback", "runs", "run_metrics", "promotions",
+    "training_feedback", "model_evaluations",
+}  # fmt: skip
 runner = CliRunner()
 
 

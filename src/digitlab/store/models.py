@@ -264,3 +264,31 @@ class ScoreShard(Base):
     __table_args__ = (
         Index("uq_score_shards_job_shard_shards", "job", "shard", "shards", unique=True),
     )
+
+
+class TrainingFeedback(Base):
+    """This model version was trained with this correction (lineage of a retrain)."""
+
+    __tablename__ = "training_feedback"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    feedback_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ModelEvaluation(Base):
+    """An accuracy measured of a model version on a named set ("mnist/test",
+    "corrections/heldout"); the newest per version and name is current."""
+
+    __tablename__ = "model_evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    images: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float] = mapped_column(Float)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = created_at_column()

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from digitlab import plots, registry
 from digitlab.api.deps import ServiceDep
-from digitlab.store import db, queries
+from digitlab.store import db, lineage, queries
 from digitlab.web import login
 from digitlab.web.login import ViewerPageDep
 from digitlab.web.render import HERE, render
@@ -49,6 +49,7 @@ def history(
 ) -> HTMLResponse:
     label_no = int(label) if label else None
     rows: list[queries.PredictionRecord] = []
+    trained: dict[int, list[str]] = {}  # prediction id -> versions trained with its feedback
     try:
         with db.transaction(service.engine) as session:
             # One row more than a page tells whether an older page exists.
@@ -60,6 +61,7 @@ def history(
                 model=model or None,
                 wrong=wrong,
             )
+            trained = lineage.training_versions_by_prediction(session, [r.id for r in rows])
     except db.StoreError:
         pass  # the banner from `problems` says why
     versions = [v.version for v in registry.list_versions(service.settings.model_dir)]
@@ -74,6 +76,7 @@ def history(
         "history",
         problems=problems(service),
         rows=rows[:PAGE_SIZE],
+        trained=trained,
         more=len(rows) > PAGE_SIZE,
         page_no=page,
         link=link,
