@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from digitlab import plots, registry
 from digitlab.api.deps import ServiceDep
+from digitlab.retrain import HELDOUT
 from digitlab.store import db, lineage, queries
 from digitlab.web import login
 from digitlab.web.login import ViewerPageDep
@@ -95,11 +96,27 @@ def live_accuracy(service: ServiceDep) -> dict[str, queries.ModelStats]:
         return {}
 
 
+def heldout_accuracy(service: ServiceDep) -> dict[str, str]:
+    """version -> its latest accuracy on held-out corrections (`digitlab retrain`)."""
+    try:
+        with db.transaction(service.engine) as session:
+            found = lineage.latest_evaluations(session)
+    except db.StoreError:
+        return {}
+    return {
+        version: f"{accuracy:.2%} over {images} held-out correction" + ("s" if images > 1 else "")
+        for version, by_name in found.items()
+        if HELDOUT in by_name
+        for accuracy, images in [by_name[HELDOUT]]
+    }
+
+
 @router.get("/models", response_class=HTMLResponse)
 def models_page(request: Request, service: ServiceDep) -> HTMLResponse:
     model_dir = service.settings.model_dir
     current = registry.current_version(model_dir)
     live = live_accuracy(service)
+    heldout = heldout_accuracy(service)
     cards = []
     for v in reversed(registry.list_versions(model_dir)):
         m = v.card.get("metrics", {})
@@ -117,6 +134,9 @@ def models_page(request: Request, service: ServiceDep) -> HTMLResponse:
                 + ("s" if stats.count > 1 else "")
                 if stats and stats.count
                 else "no labelled inputs or feedback yet",
+                "heldout": heldout.get(v.version, "not measured (digitlab retrain measures it)"),
+                "parent": (v.card.get("lineage") or {}).get("parent"),
+                "corrections": ((v.card.get("lineage") or {}).get("extra") or {}).get("images"),
                 "train_seconds": f"{m.get('train_seconds', 0):.1f} s on {m.get('device', '?')}",
                 "created_at": v.card.get("created_at", "?"),
             }
