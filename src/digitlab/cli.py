@@ -218,8 +218,9 @@ def lineage_rows(lineage: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "extra images",
-                f"{extra['images']} from {extra['folder']}, weight {extra['weight']:g} "
-                f"({extra['samples']} samples, {len(extra['feedback_ids'])} feedback ids)",
+                f"{extra['images']} images, weight {extra['weight']:g} "
+                f"({extra['samples']} samples, {len(extra['feedback_ids'])} feedback ids), "
+                f"from {extra['folder']}",
             )
         )
     return rows
