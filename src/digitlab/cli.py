@@ -5,6 +5,7 @@ digitlab --help
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -45,10 +46,16 @@ def check_dataset(name: str) -> None:
 @friendly_errors
 def train(
     recipe: Annotated[
-        str, typer.Option(help="Recipe: fast, best or reference.", envvar="DIGITLAB_RECIPE")
-    ] = "fast",
+        str | None,
+        typer.Option(
+            help="Recipe: fast, best, reference or finetune; default fast, finetune with --from.",
+            envvar="DIGITLAB_RECIPE",
+        ),
+    ] = None,
     dataset: DatasetOpt = "mnist",
-    epochs: Annotated[int | None, typer.Option(min=1, help="Override the epochs.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=0, help="Override the epochs (0: only with --from).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Override the batch.")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="Override the peak LR.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; same seed, same model.")] = 0,
@@ -60,17 +67,42 @@ def train(
     if_missing: Annotated[
         bool, typer.Option(help="Do nothing when a default model already exists.")
     ] = False,
+    extra: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="A corrections folder (`digitlab feedback export`): its train part is "
+            "added to the training images.",
+        ),
+    ] = None,
+    extra_weight: Annotated[
+        float, typer.Option(metavar="W", help="Each --extra image counts W times (> 0).")
+    ] = 1.0,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="VERSION",
+            help="Fine-tune: start from this version's weights and architecture.",
+        ),
+    ] = None,
 ) -> None:
     """Train a model, export it to ONNX, publish a new version."""
     from digitlab.ml.recipes import get_recipe  # torch only loads for training
 
     settings = get_settings()
     check_dataset(dataset)
+    if extra_weight <= 0:
+        raise UsageError(f"--extra-weight must be > 0, not {extra_weight}")
+    if extra is None and extra_weight != 1.0:
+        raise UsageError("--extra-weight needs --extra DIR")
+    if epochs == 0 and parent is None:
+        raise UsageError("--epochs 0 needs --from VERSION (there is nothing to train)")
     if if_missing and (existing := serving_version(settings)):
         console.print(f"model {existing} exists; not training")
         return
     try:
-        cfg = get_recipe(recipe)
+        cfg = get_recipe(recipe or ("finetune" if parent else "fast"))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
@@ -78,6 +110,9 @@ def train(
         dataset=dataset,
         seed=seed,
         dry_run=dry_run,
+        extra=None if extra is None else str(extra.resolve()),
+        extra_weight=extra_weight,
+        parent=parent,
         **{k: v for k, v in overrides.items() if v is not None},
     )
     model = run_training(cfg, settings, activate=activate)
@@ -87,12 +122,18 @@ def train(
 def run_training(
     cfg: Any, settings: Settings, *, activate: bool, sweep: str | None = None
 ) -> registry.ModelVersion:
-    """Train and publish one version, recorded as a run (registered with the run)."""
+    """Train and publish one version, recorded as a run (registered with the run). The
+    parent (`cfg.parent`) and extra images (`cfg.extra`) are loaded and checked first, so a
+    wrong one fails before a run is recorded or anything trains."""
     from digitlab import tracking
+    from digitlab.ml.finetune import prepare
     from digitlab.ml.pipeline import git_commit, library_versions, train_and_register
     from digitlab.ml.progress import training_progress
     from digitlab.ml.train import pick_device
 
+    if cfg.parent is not None:
+        sync_models(settings)  # a parent registered in the database is fetched first
+    cfg, sources = prepare(cfg, settings.model_dir)
     engine = tracking.open_store(settings)
     # The first version of all becomes the default regardless of `activate`.
     active = activate or serving_version(settings) is None
@@ -100,6 +141,20 @@ def run_training(
         f"training recipe [bold]{cfg.recipe}[/bold] on {cfg.dataset} "
         f"({'dry run' if cfg.dry_run else f'{cfg.epochs} epochs'}, device {pick_device()})"
     )
+    if sources.parent is not None:
+        err_console.print(f"starting from model {sources.parent.version} ({cfg.arch} network)")
+        for name, values in sources.overridden.items():
+            err_console.print(
+                f"  {name}: the parent's {values['parent']!r}, not the recipe's "
+                f"{values['recipe']!r}"
+            )
+    if sources.extra is not None:
+        count = len(sources.extra.train.labels)
+        err_console.print(
+            f"extra: {count} images from {sources.extra.folder}, weight {cfg.extra_weight:g}"
+            if count
+            else f"extra: {sources.extra.folder} has no train images; training without them"
+        )
     with (
         tracking.recorded_run(
             engine,
@@ -116,7 +171,12 @@ def run_training(
             run.log_epoch(row)
 
         model = train_and_register(
-            cfg, settings, activate=activate, on_epoch=each_epoch, on_step=on_step
+            cfg,
+            settings,
+            activate=activate,
+            on_epoch=each_epoch,
+            on_step=on_step,
+            sources=sources,
         )
         run.succeeded(model, active=active)
     err_console.print(f"recorded as run {run.id}")
@@ -125,10 +185,12 @@ def run_training(
 
 def print_card(card: dict[str, Any]) -> None:
     m = card["metrics"]
+    speed = "" if m.get("images_per_s") is None else f" ({m['images_per_s']:,.0f} images/s)"
     table = Table(title=f"model {card['version']}", show_header=False, title_justify="left")
     rows = [
         ("dataset", card["dataset"]["name"]),
         ("recipe", f"{card['recipe']} (seed {card['seed']}, {card['config']['epochs']} epochs)"),
+        *lineage_rows(card.get("lineage") or {}),
         ("test accuracy", f"{m['test_accuracy']:.2%} (ONNX {m['onnx_test_accuracy']:.2%})"),
         (
             "validation accuracy",
@@ -136,7 +198,7 @@ def print_card(card: dict[str, Any]) -> None:
         ),
         (
             "training time",
-            f"{m['train_seconds']:.1f} s on {m['device']} ({m['images_per_s']:,.0f} images/s)",
+            f"{m['train_seconds']:.1f} s on {m['device']}{speed}",
         ),
         ("ONNX parity", f"max |Δlogit| {m['parity_max_abs_diff']:.1e}"),
         ("ONNX SHA-256", card["onnx"]["sha256"][:16] + "..."),
@@ -145,6 +207,23 @@ def print_card(card: dict[str, Any]) -> None:
     for key, value in rows:
         table.add_row(key, str(value))
     print_table(table)
+
+
+def lineage_rows(lineage: dict[str, Any]) -> list[tuple[str, str]]:
+    """The card's parent and extra images, when it has them (older cards have neither)."""
+    rows = []
+    if lineage.get("parent"):
+        rows.append(("fine-tuned from", lineage["parent"]))
+    if extra := lineage.get("extra"):
+        rows.append(
+            (
+                "extra images",
+                f"{extra['images']} images, weight {extra['weight']:g} "
+                f"({extra['samples']} samples, {len(extra['feedback_ids'])} feedback ids), "
+                f"from {extra['folder']}",
+            )
+        )
+    return rows
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """One training run end to end: data -> fit -> test -> ONNX export -> model folder.
 
 digitlab train --recipe fast     # the CLI wraps `train_and_register`
+digitlab train --from VERSION --extra DIR     # fine-tuning, with corrections
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from digitlab.ml.export import (
     fold_model,
     onnx_logits,
 )
+from digitlab.ml.finetune import Sources, lineage, prepare
 from digitlab.ml.model import MNIST_MEAN, MNIST_STD
 from digitlab.ml.recipes import TrainConfig
 from digitlab.ml.train import FitResult, fit, predict_logits, to_tensors
@@ -97,16 +99,19 @@ def build_card(
     test: Split,
     metrics: dict[str, Any],
     onnx_path: Path,
+    sources: Sources | None = None,
 ) -> dict[str, Any]:
-    last = result.history[-1]  # the last epoch of the last member
+    # The last epoch of the last member; none when a parent was re-exported (0 epochs).
+    last = result.history[-1] if result.history else None
     return {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": {
             "name": cfg.dataset,
-            "train_size": len(train.labels) - min(cfg.val_size, len(train.labels) // 5),
-            "checksums": train.checksums | test.checksums,
+            "train_size": result.train_size,  # extra images' copies included
+            "checksums": train.checksums | test.checksums,  # the dataset's files only
         },
+        "lineage": lineage(sources or Sources(), cfg, result.extra_samples),
         "recipe": cfg.recipe,
         "seed": cfg.seed,
         "config": cfg.to_dict(),
@@ -114,7 +119,7 @@ def build_card(
         | {
             "val_accuracy": result.val_acc,
             "train_seconds": round(result.train_seconds, 3),
-            "images_per_s": round(last["images_per_s"], 1),
+            "images_per_s": round(last["images_per_s"], 1) if last else None,
             "device": result.device,
         },
         "history": result.history,
@@ -145,11 +150,25 @@ def train_and_register(
     activate: bool = True,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[int], None] | None = None,
+    sources: Sources | None = None,
 ) -> registry.ModelVersion:
-    """Train per `cfg`, export, verify, and publish a new model version."""
+    """Train per `cfg`, export, verify, and publish a new model version. `sources`: the
+    parent and extra images `finetune.prepare` loaded for `cfg` (which it returned); when
+    None they are loaded here."""
+    if sources is None:
+        cfg, sources = prepare(cfg, settings.model_dir)
     train = load_split(cfg.dataset, "train", settings)
     test = load_split(cfg.dataset, "test", settings)
-    result = fit(cfg, train.images, train.labels, on_epoch=on_epoch, on_step=on_step)
+    extra = sources.extra.train if sources.extra else None
+    result = fit(
+        cfg,
+        train.images,
+        train.labels,
+        extra=(extra.images, extra.labels) if extra else None,
+        init=sources.parent.state_dict if sources.parent else None,
+        on_epoch=on_epoch,
+        on_step=on_step,
+    )
     model_dir = settings.model_dir
     version = registry.new_version_id(model_dir, cfg.dataset, cfg.recipe)
     staging = registry.staging_dir(model_dir)
@@ -167,7 +186,9 @@ def train_and_register(
             },
             staging / "model.pt",
         )
-        card = build_card(version, cfg, result, train, test, metrics, staging / registry.ONNX_FILE)
+        card = build_card(
+            version, cfg, result, train, test, metrics, staging / registry.ONNX_FILE, sources
+        )
         (staging / registry.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
         published = registry.publish(staging, model_dir, version)
     except BaseException:

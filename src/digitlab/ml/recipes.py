@@ -34,6 +34,12 @@ class TrainConfig:
     seed: int = 0
     bf16: bool = True  # bf16 autocast where the hardware has it
     dry_run: bool = False  # train one batch only: a smoke test
+    # Building on what exists (digitlab.ml.finetune): a corrections folder appended to the
+    # training images, how much each of its images counts against an MNIST image, and the
+    # version whose weights training starts from (None: a fresh init).
+    extra: str | None = None
+    extra_weight: float = 1.0
+    parent: str | None = None
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -73,6 +79,12 @@ RECIPES: dict[str, TrainConfig] = {
         schedule="constant",
         val_size=6000,  # Keras validation_split=0.1
         bf16=False,
+    ),
+    # Fine-tuning a parent version (`digitlab train --from VERSION` picks it by default):
+    # the architecture comes from the parent; a few epochs at a tenth of fast's peak LR, so
+    # the parent's weights are adjusted rather than retrained; fast's augmentation.
+    "finetune": TrainConfig(
+        recipe="finetune", arch="fast", epochs=2, batch_size=128, lr=0.01, max_shift=1.5
     ),
 }
 

@@ -1,8 +1,9 @@
 """The training loop: `fit` trains a model from a TrainConfig on uint8 images.
 
-Reads top to bottom: pick the device, split off validation, then per network
-(`train_member`) build the model and optimizer and run `train_one_epoch` /
-`evaluate` per epoch; several networks (`members` > 1) become one Ensemble.
+Reads top to bottom: pick the device, split off validation, append any extra images,
+then per network (`train_member`) build the model (or start from given weights) and the
+optimizer and run `train_one_epoch` / `evaluate` per epoch; several networks
+(`members` > 1) become one Ensemble.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitlab.ml.augment import random_affine
+from digitlab.ml.finetune import weighted_extra
 from digitlab.ml.model import Ensemble, build_model
 from digitlab.ml.recipes import TrainConfig
 
 EpochCallback = Callable[[dict[str, Any]], None]
 StepCallback = Callable[[int], None]
+Images = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]  # (N, 28, 28), (N,)
 
 
 @dataclass
@@ -36,6 +39,8 @@ class FitResult:
     train_seconds: float = 0.0
     val_acc: float | None = None
     device: str = "cpu"
+    train_size: int = 0  # samples per epoch, extra copies included
+    extra_samples: int = 0  # of which copies of extra images
 
 
 def ema_fn(decay: float) -> Any:
@@ -184,14 +189,23 @@ def fit(
     images: npt.NDArray[np.uint8],
     labels: npt.NDArray[np.uint8],
     *,
+    extra: Images | None = None,
+    init: dict[str, torch.Tensor] | None = None,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     device: torch.device | None = None,
 ) -> FitResult:
     """Train a model on (N, 28, 28) uint8 images; the last `cfg.val_size` of a seeded
-    shuffle are held out for validation. With `cfg.members` > 1, trains that many
-    networks from different seeds and returns their Ensemble. Deterministic for a
-    given seed and device."""
+    shuffle are held out for validation. `extra` images join the training part only
+    (validation stays the dataset's own), each counting `cfg.extra_weight` times
+    (`weighted_extra`). `init`: a state dict to start from instead of a fresh init;
+    `cfg.epochs` may then be 0 (the weights come back as given). With `cfg.members` > 1,
+    trains that many networks from different seeds and returns their Ensemble.
+    Deterministic for a given seed and device."""
+    if init is not None and cfg.members != 1:
+        raise ValueError("starting weights are for a single network, not an ensemble")
+    if cfg.epochs < (0 if init is not None else 1):
+        raise ValueError(f"epochs must be >= 1 (0 only from given weights), not {cfg.epochs}")
     device = device or pick_device()
     seed_everything(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -201,15 +215,27 @@ def fit(
     train_idx, val_idx = split[: len(x) - val_size], split[len(x) - val_size :]
     train = (x[train_idx], y[train_idx])
     val = (x[val_idx], y[val_idx]) if val_size else None
+    extra_samples = 0
+    if extra is not None:
+        x_extra, y_extra = to_tensors(*weighted_extra(*extra, cfg.extra_weight, cfg.seed), device)
+        train = (torch.cat([train[0], x_extra]), torch.cat([train[1], y_extra]))
+        extra_samples = len(y_extra)
 
-    result = FitResult(model=nn.Sequential(), device=str(device))
+    result = FitResult(
+        model=nn.Sequential(),
+        device=str(device),
+        train_size=len(train[1]),
+        extra_samples=extra_samples,
+    )
     started = time.perf_counter()
     members = []
     for member in range(cfg.members):
         seed = cfg.seed + 1000 * member
         seed_everything(seed)
         generator.manual_seed(seed)
-        model = train_member(cfg, train, val, generator, member, result, on_epoch, on_step)
+        model = train_member(
+            cfg, train, val, generator, member, result, on_epoch, on_step, init=init
+        )
         members.append(model)
     result.model = members[0] if len(members) == 1 else Ensemble(members)
     result.train_seconds = time.perf_counter() - started
@@ -228,11 +254,17 @@ def train_member(
     result: FitResult,
     on_epoch: EpochCallback | None,
     on_step: StepCallback | None,
+    *,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> nn.Sequential:
-    """Train one network; appends a history row per epoch to `result`."""
+    """Train one network, from `init` weights if given; appends a history row per epoch
+    to `result`."""
     x_train, y_train = train
     device = x_train.device
-    model = build_model(cfg.arch, cfg.width, cfg.hidden).to(device)
+    model = build_model(cfg.arch, cfg.width, cfg.hidden)
+    if init is not None:
+        model.load_state_dict(init)  # before the EMA copy, which must start from it too
+    model = model.to(device)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = make_optimizer(model, cfg)
     steps_per_epoch = 1 if cfg.dry_run else math.ceil(len(x_train) / cfg.batch_size)
