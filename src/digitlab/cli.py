@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from digitlab import feedback_cli, registry, runs_cli, serve_cli, store_cli
+from digitlab import feedback_cli, registry, retrain_cli, runs_cli, serve_cli, store_cli
 from digitlab.cli_common import (
     UsageError,
     console,
@@ -357,6 +357,7 @@ def run(
 store_cli.register(app)
 # feedback export: corrections as training data.
 feedback_cli.register(app)
+retrain_cli.register(app)
 serve_cli.register(app)
 # runs list|show|compare, sweep, models promote|history: experiments and promotion.
 runs_cli.register(app, models_app)
