@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--send", type=int, default=400, help="Digits sent and corrected.")
     parser.add_argument("--fresh", type=int, default=2000, help="Fresh digits to judge by.")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--extra-weight", help="Passed to digitlab retrain (default: its own).")
     args = parser.parse_args()
     settings = get_settings()
     train = load_split("mnist", "train", settings)
@@ -110,7 +111,8 @@ def main() -> None:
         try:
             sent, corrected = send_and_correct(f"http://127.0.0.1:{port}", population)
             started = time.perf_counter()
-            output = digitlab("retrain", "--out", str(work / "retrain"), env=env)
+            weight = ["--extra-weight", args.extra_weight] if args.extra_weight else []
+            output = digitlab("retrain", "--out", str(work / "retrain"), *weight, env=env)
             seconds = time.perf_counter() - started
             report = json.loads((work / "retrain" / "report.json").read_text())
             time.sleep(1.0)  # a promotion reaches the service by itself within that

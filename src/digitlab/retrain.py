@@ -67,8 +67,10 @@ def measure(models: list[ModelVersion], sets: dict[str, Split]) -> dict[str, dic
 
 def decide(comparison: Comparison, policy: Policy) -> tuple[bool, list[str]]:
     """Whether to promote, and why, one reason per rule."""
-    gain = comparison.points(HELDOUT)
-    drop = -comparison.points(MNIST_TEST)
+    # Rounded: accuracies are counts over a set, and 99.32 - 99.22 must be 0.10, not
+    # 0.1000000000000085 (which would fail a 0.1 limit).
+    gain = round(comparison.points(HELDOUT), 6)
+    drop = round(-comparison.points(MNIST_TEST), 6)
     held = comparison.scores[HELDOUT][comparison.serving].images
     rules = [
         (
