@@ -25,8 +25,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DIGITLAB_REPORT_DIR=/tmp/reports
 RUN groupadd --system --gid 10001 digitlab \
  && useradd --system --uid 10001 --gid digitlab --home-dir /home/digitlab --create-home digitlab \
- && mkdir -p /models /data/mnist \
- && chown digitlab:digitlab /models /data/mnist
+ && mkdir -p /models /data/mnist /reports \
+ && chown digitlab:digitlab /models /data/mnist /reports
 WORKDIR /home/digitlab
 
 # --- serve: the API ------------------------------------------------------------------------

@@ -271,3 +271,13 @@ def test_the_serve_image_is_non_root_and_has_no_torch(stack: Stack) -> None:
         "-c",
         "import torch; print(torch.__version__)",
     )
+
+
+def test_the_retrain_service_runs_behind_its_profile(stack: Stack) -> None:
+    # Not started by `up`; run by hand (or cron). No corrections were given here, so it
+    # exports nothing and says there is nothing to do, with the serving model unchanged.
+    assert "retrain" not in stack.compose("ps", "--services")
+    version = serving_version(stack)
+    out = stack.compose("--profile", "retrain", "run", "--rm", "retrain")
+    assert "exported 0 corrections" in out and "nothing to do" in out, out
+    assert serving_version(stack) == version
