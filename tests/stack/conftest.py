@@ -9,6 +9,7 @@ passed through to the build when set."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -34,14 +35,19 @@ REPORT = ROOT / "test-artifacts" / "stack" / "report.md"
 
 def docker_gateway() -> str:
     """The host's address on Docker's default bridge: containers reach it, the outside
-    world does not."""
+    world does not. Some engines leave the gateway out of the network's IPAM config (seen
+    after a restart of Docker 20.10); then it is the first address of the subnet, as the
+    engine assigns it."""
     out = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+        ["docker", "network", "inspect", "bridge", "-f", "{{json .IPAM.Config}}"],
         capture_output=True,
         text=True,
         check=True,
     )
-    return out.stdout.strip()
+    config = json.loads(out.stdout)[0]
+    if config.get("Gateway"):
+        return str(config["Gateway"])
+    return str(ipaddress.ip_network(config["Subnet"])[1])
 
 
 @dataclass
@@ -66,7 +72,12 @@ class Stack:
             timeout=timeout,
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"docker compose {' '.join(args)}:\n{done.stdout}\n{done.stderr}")
+            logs = ""
+            if args[0] in ("up", "run"):  # a service that failed says why only in its log
+                logs = self.compose("logs", "--no-color", "--tail=60", check=False, timeout=60)
+            raise AssertionError(
+                f"docker compose {' '.join(args)}:\n{done.stdout}\n{done.stderr}\n{logs}"
+            )
         return done.stdout + done.stderr
 
     def timed(self, what: str, *args: str) -> str:
