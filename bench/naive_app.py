@@ -16,11 +16,11 @@ from typing import Any
 
 from fastapi import Body, FastAPI
 
-from digitlab import registry
 from digitlab.config import get_settings
-from digitlab.inference import OnnxClassifier
-from digitlab.preprocess import image_to_digit
-from digitlab.scoring import ensure_model
+from digitlab.inference.preprocess import image_to_digit
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry import versions as registry
+from digitlab.registry.publish import ensure_model
 from digitlab.store import crud, db
 
 

@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from digitlab import registry
 from digitlab.config import Settings, get_settings
-from digitlab.lifecycle import activate_model
+from digitlab.registry import versions as registry
+from digitlab.registry.lifecycle import activate_model
 from digitlab.store.testing_pg import PostgresServer, free_port
 from harness import HOST, SERVICE, fresh_database, start_service
 

@@ -32,11 +32,11 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from digitlab import registry
 from digitlab.config import get_settings
 from digitlab.data import Split, load_split
 from digitlab.data.rotated import sample
-from digitlab.inference import OnnxClassifier
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry import versions as registry
 from digitlab.store.testing_pg import PostgresServer, free_port
 from harness import SERVICE, fresh_database, start_service
 

@@ -23,11 +23,12 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from digitlab import registry
 from digitlab.config import get_settings
 from digitlab.data import load_split
-from digitlab.inference import OnnxClassifier
-from digitlab.scoring import ensure_model, score
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry import versions as registry
+from digitlab.registry.publish import ensure_model
+from digitlab.scoring.bulk import score
 from digitlab.store import crud, db, migrate
 from digitlab.store.models import InputData, Prediction
 from digitlab.store.testing_pg import PostgresServer

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from digitlab import registry
-from digitlab.scoring import ensure_model
+from digitlab.registry import versions as registry
+from digitlab.registry.publish import ensure_model
 from digitlab.store import db, migrate
 from digitlab.store.testing_pg import PostgresServer
 

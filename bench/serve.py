@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from digitlab import registry
 from digitlab.config import get_settings
 from digitlab.data import load_split
-from digitlab.inference import OnnxClassifier
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry import versions as registry
 from digitlab.store.testing_pg import PostgresServer, free_port
 from harness import (
     BASELINE,

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digitlab import registry
 from digitlab.config import get_settings
+from digitlab.registry import versions as registry
 from digitlab.store.testing_pg import PostgresServer, free_port
 from harness import (
     SERVICE,

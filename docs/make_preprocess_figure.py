@@ -3,7 +3,7 @@
     python docs/make_preprocess_figure.py   # needs the MNIST files (DIGITLAB_DATA_DIR)
 
 A test digit is drawn as a person would send it (dark ink on a light, uneven canvas,
-scaled up and off-centre, saved as JPEG) and taken through `digitlab.preprocess`.
+scaled up and off-centre, saved as JPEG) and taken through `digitlab.inference.preprocess`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from digitlab import preprocess as pp
 from digitlab.config import get_settings
 from digitlab.data import load_split
+from digitlab.inference import preprocess as pp
 
 OUT = Path(__file__).resolve().parent / "preprocess.png"
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from digitlab.config import Settings
 from digitlab.data import Split, load_split
-from digitlab.registry import ModelVersion
+from digitlab.registry.versions import ModelVersion
 from digitlab.store.testing_pg import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.evaluation import confusion_matrix
+from digitlab.evaluation.report import confusion_matrix
 
 
 def test_confusion_matrix_counts_rows_as_truth() -> None:

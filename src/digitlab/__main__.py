@@ -1,5 +1,5 @@
 """Run the CLI as `python -m digitlab`."""
 
-from digitlab.cli import main
+from digitlab.cli.main import main
 
 main()

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
-from digitlab.api.app import create_app
+from digitlab.app import create_app
 from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.store import db, migrate

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from digitlab.api.app import create_app
+from digitlab.app import create_app
 from digitlab.config import Settings
 from digitlab.data import Split
 from tests.api.conftest import b64, counts, png

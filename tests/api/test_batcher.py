@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab import registry
 from digitlab.api.batcher import GroupWriter, Ids
-from digitlab.predictor import Batch
+from digitlab.inference.predictor import Batch
+from digitlab.registry import versions as registry
 
 MODEL = registry.ModelVersion("v", Path(), {})
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from digitlab.api.app import create_app
+from digitlab.app import create_app
 from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.store import db, migrate

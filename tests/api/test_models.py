@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from digitlab import registry
-from digitlab.api.app import create_app
+from digitlab.app import create_app
 from digitlab.config import Settings
 from digitlab.data import Split
+from digitlab.registry import versions as registry
 from digitlab.store import db
 from digitlab.store.models import ModelRow, Promotion
 from tests.api.conftest import ADMIN_TOKEN, FIRST, SECOND, b64, png

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.inference import OnnxClassifier
-from digitlab.registry import resolve
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry.versions import resolve
 from digitlab.store import crud, db, queries
 from tests.api.conftest import SECOND, b64, counts, png
 

@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from digitlab.data import Split
-from digitlab.inference import OnnxClassifier
-from digitlab.preprocess import (
+from digitlab.inference.preprocess import (
     ImageError,
     ImageTooLargeError,
     image_to_digit,
     model_input,
 )
-from digitlab.registry import ModelVersion
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry.versions import ModelVersion
 
 FORMATS = ["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"]
 

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from digitlab import registry
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.lifecycle import activate_model
-from digitlab.registry_db import WATCHER_NAME, sync
-from digitlab.scoring import ensure_model
+from digitlab.registry import versions as registry
+from digitlab.registry.database import WATCHER_NAME, sync
+from digitlab.registry.lifecycle import activate_model
+from digitlab.registry.publish import ensure_model
 from digitlab.store import db, migrate
 from digitlab.store.testing_pg import PostgresServer
 from tests.api.conftest import FIRST, SECOND, api_settings, b64, png
@@ -189,7 +189,7 @@ def test_the_cli_works_on_a_machine_that_has_only_the_database(
     """A pod with the image and DIGITLAB_DATABASE_URL, and an empty model folder."""
     from typer.testing import CliRunner
 
-    from digitlab.cli import app
+    from digitlab.cli.main import app
 
     activate_model(publisher, FIRST)
     monkeypatch.setenv("DIGITLAB_DATABASE_URL", publisher.database_url)

@@ -11,7 +11,7 @@ import numpy as np
 
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.registry import ModelVersion
+from digitlab.registry.versions import ModelVersion
 from digitlab.store.testing_pg import free_port
 from tests.api.conftest import SECOND, b64, png
 from tests.utils.served import start, wait_ready

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI, routing
 from fastapi.testclient import TestClient
 
-from digitlab.api.app import create_app
+from digitlab.app import create_app
 from digitlab.config import Settings
 from digitlab.data import Split
 from tests.api.conftest import ADMIN_TOKEN, SECOND, VIEWER_TOKEN, b64, png

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from tests.conftest import require_package
 

@@ -10,7 +10,7 @@ import pytest
 
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.registry import CARD_FILE
+from digitlab.registry.versions import CARD_FILE
 from tests.cli.test_cli import assert_one_line_error, run
 from tests.utils.corrections import make_corrections
 

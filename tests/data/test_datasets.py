@@ -11,7 +11,7 @@ import pytest
 
 from digitlab.config import Settings
 from digitlab.data import DataError, Split, load_split
-from digitlab.data.datasets import FASHION_MNIST, MNIST
+from digitlab.data.catalog import FASHION_MNIST, MNIST
 from tests.conftest import require_package
 
 # Published in ../shared/mnist/README.md.

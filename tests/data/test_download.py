@@ -15,7 +15,7 @@ import pytest
 
 from digitlab.config import Settings
 from digitlab.data import DataError, load_split
-from digitlab.data.datasets import MNIST
+from digitlab.data.catalog import MNIST
 from digitlab.data.download import ensure_files
 
 

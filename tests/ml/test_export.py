@@ -8,12 +8,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from digitlab import registry
 from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.ml.export import ExportError, check_parity
 from digitlab.ml.pipeline import train_and_register
 from digitlab.ml.recipes import get_recipe
+from digitlab.registry import versions as registry
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_second_version_becomes_current_unless_told_not_to(
 
 
 def test_tampered_onnx_file_is_refused(dry_model: registry.ModelVersion) -> None:
-    from digitlab.inference import OnnxClassifier
+    from digitlab.inference.runtime import OnnxClassifier
 
     with dry_model.onnx_path.open("ab") as f:
         f.write(b"\0")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab import registry
 from digitlab.config import Settings
 from digitlab.data import DataError, Split
 from digitlab.data import corrections as corrections_module
@@ -19,6 +18,7 @@ from digitlab.ml.finetune import load_parent, prepare, repeat_counts, weighted_e
 from digitlab.ml.pipeline import train_and_register
 from digitlab.ml.recipes import get_recipe
 from digitlab.ml.train import fit
+from digitlab.registry import versions as registry
 from tests.utils.corrections import make_corrections
 
 MNIST_FILES = {

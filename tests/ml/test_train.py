@@ -9,7 +9,7 @@ import torch
 from digitlab.data import Split
 from digitlab.ml.recipes import RECIPES, get_recipe
 from digitlab.ml.train import fit
-from digitlab.registry import ModelVersion
+from digitlab.registry.versions import ModelVersion
 
 
 def test_dry_run_trains_one_batch(mnist_train: Split) -> None:

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from digitlab import registry
-from digitlab.api.app import create_app
-from digitlab.cli import app
+from digitlab.app import create_app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.lifecycle import current_user
+from digitlab.registry import versions as registry
+from digitlab.registry.lifecycle import current_user
 from digitlab.store import db, runs
 from digitlab.store.models import ModelRow
 from tests.utils.onnx_model import make_model

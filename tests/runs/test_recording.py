@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from digitlab import registry
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.ml import pipeline
+from digitlab.registry import versions as registry
 from digitlab.store import db, runs
 from digitlab.store.models import ModelRow
 from digitlab.store.testing_pg import PostgresServer

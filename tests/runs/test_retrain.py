@@ -21,14 +21,14 @@ from PIL import Image
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from digitlab import registry
-from digitlab.api.app import create_app
-from digitlab.cli import app
+from digitlab.app import create_app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.data.rotated import sample
-from digitlab.inference import OnnxClassifier
-from digitlab.lifecycle import activate_model
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry import versions as registry
+from digitlab.registry.lifecycle import activate_model
 from digitlab.store import db, migrate
 from digitlab.store.testing_pg import PostgresServer
 from tests.conftest import MNIST_DIR

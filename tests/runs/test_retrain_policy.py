@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from digitlab.retrain import HELDOUT, MNIST_TEST, Comparison, Policy, Score, decide
+from digitlab.feedback.policy import HELDOUT, MNIST_TEST, Comparison, Policy, Score, decide
 
 
 def comparison(mnist: tuple[float, float], held: tuple[float, float]) -> Comparison:

@@ -10,7 +10,7 @@ from PIL import Image
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.ml.recipes import RECIPES
 from digitlab.store import crud, db, runs

@@ -13,13 +13,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from digitlab import registry
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
-from digitlab.ml import pipeline
-from digitlab.ml.recipes import RECIPES, TrainConfig
-from digitlab.store import db, runs
-from digitlab.sweep import (
+from digitlab.experiments.sweep import (
     CHOICES,
     SweepError,
     load_sweep,
@@ -27,6 +23,10 @@ from digitlab.sweep import (
     run_sweep,
     stop_after_current,
 )
+from digitlab.ml import pipeline
+from digitlab.ml.recipes import RECIPES, TrainConfig
+from digitlab.registry import versions as registry
+from digitlab.store import db, runs
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

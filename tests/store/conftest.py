@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.inference import OnnxClassifier
-from digitlab.registry import resolve
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry.versions import resolve
 from tests.conftest import MNIST_DIR
 from tests.utils.onnx_model import make_model
 

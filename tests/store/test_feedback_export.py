@@ -17,12 +17,12 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from digitlab import feedback_export
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.data.corrections import MANIFEST, PARTS, load_part, part_of, read_manifest
-from digitlab.feedback_export import ExportError, export
+from digitlab.feedback import export as feedback_export
+from digitlab.feedback.export import ExportError, export
 from digitlab.store import crud, db
 from digitlab.store.models import Feedback, InputData, Prediction
 

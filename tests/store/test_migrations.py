@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from typer.testing import CliRunner
 
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.store import db, migrate
 from digitlab.store.models import Base

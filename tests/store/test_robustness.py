@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.store import db
 from digitlab.store.testing_pg import PostgresServer, free_port

@@ -12,12 +12,13 @@ from PIL import Image
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.inference import OnnxClassifier
-from digitlab.registry import resolve
-from digitlab.scoring import ensure_model, score
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry.publish import ensure_model
+from digitlab.registry.versions import resolve
+from digitlab.scoring.bulk import score
 from digitlab.store import crud, db
 from digitlab.store.models import InputData, ModelRow, Prediction
 
@@ -183,7 +184,7 @@ def test_score_then_list_and_count(cli_env: Settings, mnist_test: Split) -> None
 def test_training_registers_its_version_when_a_database_is_configured(
     engine: Engine, db_url: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digitlab.store_cli import register_trained
+    from digitlab.cli.store import register_trained
 
     model = resolve(model_dir)
     configured = Settings(model_dir=model_dir, database_url=db_url, _env_file=None)  # type: ignore[call-arg]

@@ -16,9 +16,10 @@ from sqlalchemy.engine import make_url
 
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.inference import OnnxClassifier
-from digitlab.scoring import ScoreResult, StoredBefore, ensure_model, score_shard
-from digitlab.sharding import Shard
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry.publish import ensure_model
+from digitlab.scoring.bulk import ScoreResult, StoredBefore, score_shard
+from digitlab.scoring.sharding import Shard
 from digitlab.store import db
 from digitlab.store.models import InputData, Prediction, ScoreShard
 from tests.store.test_robustness import digitlab

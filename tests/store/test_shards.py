@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
-from digitlab.cli import app
+from digitlab.cli.main import app
 from digitlab.config import Settings
 from digitlab.data import Split
-from digitlab.sharding import JOB_CHARS, Shard, default_job, parse_shard
+from digitlab.scoring.sharding import JOB_CHARS, Shard, default_job, parse_shard
 from digitlab.store import db
 from digitlab.store.models import InputData, Prediction, ScoreShard
 from digitlab.store.testing_pg import free_port
@@ -101,7 +101,7 @@ def test_the_shards_of_a_split_store_what_one_run_stores(cli_env: Settings) -> N
 
 
 def resolve_version(settings: Settings) -> str:
-    from digitlab.registry import resolve
+    from digitlab.registry.versions import resolve
 
     return resolve(settings.model_dir).version
 

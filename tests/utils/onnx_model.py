@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from digitlab import registry
 from digitlab.data import Split
+from digitlab.registry import versions as registry
 
 
 def make_model(model_dir: Path, train: Split, version: str = "20261127-000000-mnist-linear") -> str:

@@ -25,7 +25,7 @@ from digitlab.store.testing_pg import free_port
 SERVE = ["-m", "digitlab", "serve"]
 # The same app on uvicorn's pure-Python HTTP/1.1 protocol and the standard event loop.
 UVICORN_H11 = [
-    "-m", "uvicorn", "--factory", "digitlab.api.app:app_from_environment",
+    "-m", "uvicorn", "--factory", "digitlab.app:app_from_environment",
     "--http", "h11", "--loop", "asyncio",
 ]  # fmt: skip
 

@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from digitlab.api.app import create_app
+from digitlab.app import create_app
 from digitlab.config import Settings
-from digitlab.registry import ModelVersion
+from digitlab.registry.versions import ModelVersion
 from digitlab.store.testing_pg import free_port
 from tests.conftest import MNIST_DIR, ROOT, require_package
 

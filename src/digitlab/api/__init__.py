@@ -1,2 +1,2 @@
-"""The prediction service over HTTP (FastAPI): `create_app(settings)` in `app.py`, one
-router per resource, JSON errors, Prometheus metrics. No torch here."""
+"""The JSON API over HTTP (FastAPI): one router per resource, JSON errors, Prometheus
+metrics. No torch here; `digitlab.app.create_app` serves it with the web pages."""

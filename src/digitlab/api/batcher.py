@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from digitlab.predictor import Batch
+from digitlab.inference.predictor import Batch
 
 MAX_GROUP = 256  # images per group: one model call, one write
 

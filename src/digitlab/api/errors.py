@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from digitlab.preprocess import ImageError, ImageTooLargeError
-from digitlab.registry import RegistryError
+from digitlab.inference.preprocess import ImageError, ImageTooLargeError
+from digitlab.registry.versions import RegistryError
 from digitlab.store.db import StoreError
 
 log = logging.getLogger("digitlab.api")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
-from digitlab import registry
 from digitlab.api.auth import AdminDep
 from digitlab.api.deps import API_PREFIX, ServiceDep
 from digitlab.api.schemas import ModelOut
-from digitlab.lifecycle import activate_model
+from digitlab.registry import versions as registry
+from digitlab.registry.lifecycle import activate_model
 
 # The prefix on the router itself: metrics label requests by the full route path.
 router = APIRouter(prefix=API_PREFIX, tags=["models"])

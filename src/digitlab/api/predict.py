@@ -15,7 +15,7 @@ from digitlab.api.schemas import MAX_BATCH, BatchOut, PredictOut
 from digitlab.api.service import Service, Stored
 from digitlab.api.uploads import Upload, read_batch, read_one
 from digitlab.config import Settings
-from digitlab.preprocess import ImageError, image_to_digit
+from digitlab.inference.preprocess import ImageError, image_to_digit
 
 # The prefix on the router itself: metrics label requests by the full route path.
 router = APIRouter(prefix=API_PREFIX, tags=["predict"])

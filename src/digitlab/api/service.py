@@ -12,12 +12,12 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, text
 
-from digitlab import registry
 from digitlab.api.batcher import GroupWriter
 from digitlab.api.metrics import Metrics
 from digitlab.config import Settings
-from digitlab.predictor import Batch, Predictor
-from digitlab.scoring import ensure_model
+from digitlab.inference.predictor import Batch, Predictor
+from digitlab.registry import versions as registry
+from digitlab.registry.publish import ensure_model
 from digitlab.store import crud, db, migrate
 from digitlab.store.artifacts import folder_may_activate
 from digitlab.store.writers import PgWriter, SessionWriter, writer_for

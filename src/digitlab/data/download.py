@@ -24,7 +24,7 @@ from rich.progress import (
 )
 
 from digitlab.config import Settings
-from digitlab.data.datasets import DatasetSpec, FileSpec, dataset_dirs, find_file, verified_content
+from digitlab.data.catalog import DatasetSpec, FileSpec, dataset_dirs, find_file, verified_content
 from digitlab.data.idx import DataError
 
 CHUNK = 1 << 16

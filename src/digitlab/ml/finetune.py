@@ -20,11 +20,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from digitlab import registry
 from digitlab.data import DataError, Split
 from digitlab.data.corrections import load_part, read_manifest
 from digitlab.ml.model import build_model
 from digitlab.ml.recipes import TrainConfig
+from digitlab.registry import versions as registry
 
 WEIGHTS_FILE = "model.pt"
 # Settings a fine-tuned network must share with its parent; the parent's win.

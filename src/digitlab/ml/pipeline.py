@@ -21,10 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from digitlab import registry
 from digitlab.config import Settings
 from digitlab.data import Split, load_split
-from digitlab.evaluation import confusion_matrix
+from digitlab.evaluation.report import confusion_matrix
 from digitlab.ml.export import (
     INPUT_NAME,
     OPSET,
@@ -38,6 +37,7 @@ from digitlab.ml.finetune import Sources, lineage, prepare
 from digitlab.ml.model import MNIST_MEAN, MNIST_STD
 from digitlab.ml.recipes import TrainConfig
 from digitlab.ml.train import FitResult, fit, predict_logits, to_tensors
+from digitlab.registry import versions as registry
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "digitlab")
 

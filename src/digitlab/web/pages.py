@@ -16,9 +16,10 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from digitlab import plots, registry
 from digitlab.api.deps import ServiceDep
-from digitlab.retrain import HELDOUT
+from digitlab.evaluation import plots
+from digitlab.feedback.policy import HELDOUT
+from digitlab.registry import versions as registry
 from digitlab.store import db, lineage, queries
 from digitlab.web import login
 from digitlab.web.login import ViewerPageDep
@@ -166,7 +167,7 @@ def confusion(service: ServiceDep, version: str) -> FileResponse:
     """The test-set confusion matrix: from the model card, or evaluated on first request
     for older cards without one."""
     from digitlab.data import DataError, load_split
-    from digitlab.evaluation import evaluate, write_report
+    from digitlab.evaluation.report import evaluate, write_report
 
     model = model_or_404(service, version)
     out = service.settings.report_dir / version

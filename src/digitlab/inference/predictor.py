@@ -1,5 +1,5 @@
 """The serving model: onnxruntime over the registry's current version, reloaded by itself
-when the CURRENT pointer changes (`digitlab.lifecycle.activate_model`), so switching
+when the CURRENT pointer changes (`digitlab.registry.lifecycle.activate_model`), so switching
 models needs no restart. No torch on this path.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from digitlab import registry
-from digitlab.inference import OnnxClassifier, softmax
-from digitlab.preprocess import model_input
+from digitlab.inference.preprocess import model_input
+from digitlab.inference.runtime import OnnxClassifier, softmax
+from digitlab.registry import versions as registry
 
 # One intra-op thread per session: on a small CPU the parallelism comes from concurrent
 # requests, and a thread pool per call only adds hand-offs and spinning.

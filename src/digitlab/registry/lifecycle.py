@@ -12,8 +12,8 @@ import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digitlab import registry
 from digitlab.config import Settings
+from digitlab.registry import versions as registry
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -55,7 +55,7 @@ def sync_models(settings: Settings) -> None:
     cache) and point CURRENT at the active one; nothing to do otherwise."""
     engine = registry_engine(settings)
     if engine is not None:
-        from digitlab.registry_db import sync
+        from digitlab.registry.database import sync
 
         sync(engine, settings.model_dir)
 
@@ -86,7 +86,7 @@ def activate_model(
     every serving process hears of, and then the local pointer follows."""
     db_registry = registry_engine(settings)
     if db_registry is not None:
-        from digitlab.registry_db import fetch_into
+        from digitlab.registry.database import fetch_into
 
         model = fetch_into(db_registry, settings.model_dir, version)
         _record_activation(db_registry, model, by)
@@ -105,7 +105,7 @@ def activate_model(
 
 
 def _record_activation(engine: Engine, model: registry.ModelVersion, by: str | None) -> None:
-    from digitlab.scoring import ensure_model
+    from digitlab.registry.publish import ensure_model
     from digitlab.store import db, runs
 
     model_id = ensure_model(engine, model, active=True)

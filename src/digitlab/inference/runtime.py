@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from digitlab.registry import ModelVersion, verify_onnx
+from digitlab.registry.versions import ModelVersion, verify_onnx
 
 
 def default_threads() -> int:

@@ -43,8 +43,8 @@ def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         # Imported here so `digitlab --help` does not load SQLAlchemy or Pillow.
         from digitlab.data import DataError
-        from digitlab.imagefiles import ImageFileError
-        from digitlab.registry import RegistryError
+        from digitlab.inference.imagefiles import ImageFileError
+        from digitlab.registry.versions import RegistryError
         from digitlab.store.db import StoreError
 
         try:

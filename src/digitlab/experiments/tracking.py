@@ -6,7 +6,7 @@ metrics, how it ended and the model version it produced.
         model = train_and_register(cfg, settings, on_epoch=run.log_epoch)
         run.succeeded(model, active=True)
 
-`digitlab train` and `digitlab sweep` wrap their training this way (cli.py). No torch
+`digitlab train` and `digitlab sweep` wrap their training this way (cli/training.py). No torch
 here: the caller passes the git commit and library versions that the model card uses.
 """
 
@@ -23,7 +23,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from digitlab.config import Settings
-from digitlab.registry import ModelVersion
+from digitlab.registry.publish import ensure_model
+from digitlab.registry.versions import ModelVersion
 from digitlab.store import db, runs
 
 
@@ -76,8 +77,6 @@ def finish_run(
     """Close the run; `model` is registered in `models` (active or not) and linked."""
     model_id = None
     if model is not None:
-        from digitlab.scoring import ensure_model  # loads onnxruntime: only when needed
-
         model_id = ensure_model(engine, model, active=active)
     with db.transaction(engine) as session:
         runs.finish_run(

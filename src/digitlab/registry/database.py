@@ -23,8 +23,8 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import Engine
 
-from digitlab import registry
-from digitlab.registry import ModelVersion, RegistryError
+from digitlab.registry import versions as registry
+from digitlab.registry.versions import ModelVersion, RegistryError
 from digitlab.store import artifacts
 from digitlab.store.db import StoreError
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from digitlab.cli_common import UsageError, console, friendly_errors
+from digitlab.cli.common import UsageError, console, friendly_errors
 from digitlab.config import Settings, get_settings
 
 
@@ -29,7 +29,7 @@ def serve_forever(settings: Settings, *, log_level: str = "info") -> None:
     reads its settings from the environment, so `settings` must be get_settings()'s."""
     import uvicorn
 
-    from digitlab.serve_workers import WORKER_APP, build_app, run_workers
+    from digitlab.cli.workers import WORKER_APP, build_app, run_workers
 
     if settings.workers < 1:
         raise UsageError(f"DIGITLAB_WORKERS must be 1 or more, not {settings.workers}")

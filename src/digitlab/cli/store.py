@@ -1,4 +1,4 @@
-"""The prediction store's commands, registered on the `digitlab` app by cli.py:
+"""The prediction store's commands, registered on the `digitlab` app by cli/main.py:
 
 digitlab db upgrade | downgrade REVISION | current
 digitlab demo [--count N]
@@ -19,8 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from digitlab import registry
-from digitlab.cli_common import (
+from digitlab.cli.common import (
     UsageError,
     console,
     err_console,
@@ -28,14 +27,15 @@ from digitlab.cli_common import (
     print_table,
 )
 from digitlab.config import Settings, get_settings
-from digitlab.lifecycle import database_configured
+from digitlab.registry import versions as registry
+from digitlab.registry.lifecycle import database_configured
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from digitlab.inference import OnnxClassifier
-    from digitlab.scoring import ScoreResult, StoredBefore
-    from digitlab.sharding import Shard
+    from digitlab.inference.runtime import OnnxClassifier
+    from digitlab.scoring.bulk import ScoreResult, StoredBefore
+    from digitlab.scoring.sharding import Shard
 
 db_app = typer.Typer(help="The prediction store's schema.", no_args_is_help=True)
 
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
 def register_trained(model: registry.ModelVersion, settings: Settings, *, active: bool) -> None:
     """Called by `digitlab train`: record the new version in the configured database."""
-    from digitlab.scoring import ensure_model
+    from digitlab.registry.publish import ensure_model
     from digitlab.store.db import StoreError, open_engine
 
     if not database_configured(settings):
@@ -64,14 +64,14 @@ def register_trained(model: registry.ModelVersion, settings: Settings, *, active
 
 def current_model(settings: Settings, version: str | None) -> tuple[Engine, OnnxClassifier, int]:
     """Engine (schema checked), classifier and database id of `version` (default: current)."""
-    from digitlab.inference import OnnxClassifier
-    from digitlab.scoring import ensure_model
+    from digitlab.inference.runtime import OnnxClassifier
+    from digitlab.registry.publish import ensure_model
     from digitlab.store.artifacts import folder_may_activate, in_database
     from digitlab.store.db import open_engine
 
     engine = open_engine(settings.database_url)
     if in_database(engine):  # the registry is there; this machine may have no models yet
-        from digitlab.registry_db import sync
+        from digitlab.registry.database import sync
 
         sync(engine, settings.model_dir)
     model = registry.resolve(settings.model_dir, version)
@@ -136,7 +136,7 @@ def demo(
     import numpy as np
 
     from digitlab.data import load_split
-    from digitlab.scoring import demo as run_demo
+    from digitlab.scoring.bulk import demo as run_demo
 
     settings = get_settings()
     engine, classifier, model_id = current_model(settings, model)
@@ -173,10 +173,10 @@ def score(
     ] = None,
 ) -> None:
     """Predict a split or a folder of images; store every row."""
-    from digitlab import score_inputs
-    from digitlab.scoring import StoredBefore, score_shard
-    from digitlab.scoring import score as run_score
-    from digitlab.sharding import check_job, default_job, parse_shard
+    from digitlab.scoring import inputs as score_inputs
+    from digitlab.scoring.bulk import StoredBefore, score_shard
+    from digitlab.scoring.bulk import score as run_score
+    from digitlab.scoring.sharding import check_job, default_job, parse_shard
 
     if (dataset is None) == (folder is None):
         raise UsageError("give either --dataset (with --split) or --folder")
@@ -240,7 +240,7 @@ def score(
 
 def already_stored(engine: Engine, job: str, shard: Shard) -> bool:
     """Say so and return True when this shard of `job` was stored by an earlier run."""
-    from digitlab.scoring import stored_before
+    from digitlab.scoring.bulk import stored_before
 
     found = stored_before(engine, job=job, shard=shard)
     if found is not None:

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from digitlab.config import Settings
-from digitlab.imagefiles import image_paths, load_files, load_folder
-from digitlab.sharding import Shard
+from digitlab.inference.imagefiles import image_paths, load_files, load_folder
+from digitlab.scoring.sharding import Shard
 
 
 @dataclass(frozen=True)

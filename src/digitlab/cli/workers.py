@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from digitlab.cli_common import friendly_errors, print_error
+from digitlab.cli.common import friendly_errors, print_error
 from digitlab.config import Settings, get_settings
 
 WORKER_APP = f"{__name__}:worker_app"
@@ -24,7 +24,7 @@ WORKER_APP = f"{__name__}:worker_app"
 
 def build_app(settings: Settings) -> FastAPI:
     """The app, with everything loaded so far frozen out of the collector's way."""
-    from digitlab.api.app import create_app
+    from digitlab.app import create_app
 
     app = create_app(settings)
     # Everything loaded so far (modules, the model, the app) lives as long as the

@@ -1,5 +1,5 @@
 """A folder of image files (PNG, JPEG, BMP, GIF, WebP, TIFF) turned into 28x28 digits,
-through the same conversion the service uses (`digitlab.preprocess`).
+through the same conversion the service uses (`digitlab.inference.preprocess`).
 
 digitlab score --folder DIR
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from digitlab.preprocess import ImageError, image_to_digit
+from digitlab.inference.preprocess import ImageError, image_to_digit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from digitlab import registry
-from digitlab.cli_common import UsageError, console, err_console, friendly_errors, print_table
+from digitlab.cli.common import UsageError, console, err_console, friendly_errors, print_table
 from digitlab.config import get_settings
-from digitlab.retrain import HELDOUT, MNIST_TEST, Comparison, Policy, comparison_png, decide
+from digitlab.feedback.policy import HELDOUT, MNIST_TEST, Comparison, Policy, comparison_png, decide
+from digitlab.registry import versions as registry
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -68,13 +68,13 @@ def retrain(
     seed: Annotated[int, typer.Option(min=0, help="Random seed of the fine-tuning.")] = 0,
 ) -> None:
     """Retrain on people's corrections; promote only when the evidence says so."""
-    from digitlab.cli import run_training  # the recorded training run, as `digitlab train`
+    from digitlab.cli.training import run_training  # the recorded training run, as `digitlab train`
     from digitlab.data import load_split
     from digitlab.data.corrections import load_part
-    from digitlab.feedback_export import export
-    from digitlab.lifecycle import activate_model, serving_version, sync_models
+    from digitlab.feedback.export import export
+    from digitlab.feedback.policy import measure
     from digitlab.ml.recipes import get_recipe
-    from digitlab.retrain import measure
+    from digitlab.registry.lifecycle import activate_model, serving_version, sync_models
     from digitlab.store.db import open_engine
 
     settings = get_settings()
@@ -147,7 +147,7 @@ def record(
     """Both models' scores per set, and which corrections the candidate was trained on."""
     from sqlalchemy import select
 
-    from digitlab.scoring import ensure_model
+    from digitlab.registry.publish import ensure_model
     from digitlab.store import db, lineage
     from digitlab.store.models import ModelRow
 

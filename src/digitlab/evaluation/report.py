@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from digitlab import plots
 from digitlab.data import Split
-from digitlab.inference import OnnxClassifier
-from digitlab.registry import ModelVersion
+from digitlab.evaluation import plots
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.registry.versions import ModelVersion
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from digitlab import registry
 from digitlab.api import errors, health, models, predict, predictions, schemas
 from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
 from digitlab.config import Settings
-from digitlab.predictor import Predictor
-from digitlab.registry_db import Watcher
+from digitlab.inference.predictor import Predictor
+from digitlab.registry import versions as registry
+from digitlab.registry.database import Watcher
 from digitlab.store.artifacts import in_database
 from digitlab.web import pages as web
 
@@ -93,7 +93,7 @@ def model_watcher(service: Service) -> Watcher | None:
 
 
 def app_from_environment() -> FastAPI:
-    """For `uvicorn --factory digitlab.api.app:app_from_environment` (settings from the
+    """For `uvicorn --factory digitlab.app:app_from_environment` (settings from the
     environment), e.g. to run several worker processes."""
     from digitlab.config import get_settings
 

@@ -3,7 +3,7 @@ serving one: both are measured on the same sets (the MNIST test set and the held
 corrections, never trained on) and a policy says whether the candidate is better
 where it must be and not worse where it must not be.
 
-`digitlab retrain` (retrain_cli.py) runs the steps; this module holds what they share.
+`digitlab retrain` (cli/retrain.py) runs the steps; this module holds what they share.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.data import Split
-from digitlab.evaluation import evaluate
-from digitlab.registry import ModelVersion
+from digitlab.evaluation.report import evaluate
+from digitlab.registry.versions import ModelVersion
 
 MNIST_TEST = "mnist/test"
 HELDOUT = "corrections/heldout"

@@ -1,4 +1,4 @@
-"""Experiment commands, registered on the `digitlab` app by cli.py:
+"""Experiment commands, registered on the `digitlab` app by cli/main.py:
 
 digitlab runs list [--limit N] [--status S] [--sweep NAME]
 digitlab runs show ID
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from digitlab.cli_common import UsageError, console, err_console, friendly_errors, print_table
+from digitlab.cli.common import UsageError, console, err_console, friendly_errors, print_table
 from digitlab.config import get_settings
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def runs_compare(
     table.add_row("model", *(r.model_version or "-" for r in found))
     print_table(table)
     if plot is not None:
-        from digitlab.plots import validation_curves_png
+        from digitlab.evaluation.plots import validation_curves_png
 
         curves = {f"run {r.id}: {describe(r.config)}": [vars(e) for e in r.epochs] for r in found}
         plot.parent.mkdir(parents=True, exist_ok=True)
@@ -192,10 +192,10 @@ def sweep(
     dry_run: Annotated[bool, typer.Option(help="Train one batch per run (smoke test).")] = False,
 ) -> None:
     """Train every config of a sweep file, one after another, each as a run."""
-    from digitlab import sweep as sweeps
-    from digitlab.cli import run_training
+    from digitlab.cli.training import run_training
+    from digitlab.experiments import sweep as sweeps
+    from digitlab.experiments.tracking import open_store
     from digitlab.store import db, runs
-    from digitlab.tracking import open_store
 
     try:
         plan = sweeps.load_sweep(config)
@@ -234,8 +234,8 @@ def models_promote(
     by: Annotated[str | None, typer.Option(help="Who promotes; default: the OS user.")] = None,
 ) -> None:
     """Make VERSION the serving model, recorded with who and when."""
-    from digitlab import registry
-    from digitlab.lifecycle import activate_model, current_user
+    from digitlab.registry import versions as registry
+    from digitlab.registry.lifecycle import activate_model, current_user
 
     settings = get_settings()
     before = registry.current_version(settings.model_dir)

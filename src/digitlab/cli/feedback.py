@@ -1,4 +1,4 @@
-"""The feedback loop's commands, registered on the `digitlab` app by cli.py:
+"""The feedback loop's commands, registered on the `digitlab` app by cli/main.py:
 
 digitlab feedback export DIR [--since DATE] [--until DATE] [--model VERSION] [--with-labelled]
 """
@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from digitlab.cli_common import UsageError, console, friendly_errors
+from digitlab.cli.common import UsageError, console, friendly_errors
 from digitlab.config import get_settings
 
 feedback_app = typer.Typer(help="People's corrections as training data.", no_args_is_help=True)
@@ -54,7 +54,7 @@ def export(
     ] = False,
 ) -> None:
     """Write the corrections as MNIST-format files (train / heldout) and a manifest."""
-    from digitlab.feedback_export import export as run_export
+    from digitlab.feedback.export import export as run_export
     from digitlab.store.db import open_engine
 
     start, end = parse_time(since, "--since"), parse_time(until, "--until")

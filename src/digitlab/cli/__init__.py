@@ -1,0 +1,1 @@
+"""The `digitlab` command line (Typer): thin commands over the packages below it."""

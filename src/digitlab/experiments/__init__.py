@@ -1,0 +1,1 @@
+"""Experiment tracking: every training run recorded with its metrics, and sweeps over recipes."""

@@ -1,0 +1,1 @@
+"""Image to digit without torch: MNIST-style preprocessing, onnxruntime, the predictor."""

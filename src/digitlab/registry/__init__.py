@@ -1,0 +1,1 @@
+"""The model registry: versioned model folders, their copy in PostgreSQL, which one serves."""
