@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
-from matplotlib.ticker import MaxNLocator
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the file-only backend, imported on first use: importing it
+    is half of the `digitlab` command's start-up time, and most commands draw nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def confusion_png(cm: npt.NDArray[np.int64], path: Path, *, title: str = "") -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     # Log colour scale: the diagonal is ~1000x the errors, which a linear scale hides.
     shown = np.log1p(cm)
@@ -42,6 +49,7 @@ def misclassified_png(
     *,
     limit: int = 100,
 ) -> None:
+    plt = pyplot()
     n = min(limit, len(images))
     cols = 10
     rows = max(1, -(-n // cols))
@@ -61,6 +69,9 @@ def misclassified_png(
 
 def curves_png(history: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
     """Loss and accuracy per epoch, train and validation; one line per ensemble member."""
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
     members = sorted({row.get("member", 0) for row in history})
     for member in members:
@@ -90,6 +101,7 @@ def validation_curves_png(
 ) -> None:
     """Validation loss and accuracy per epoch, one line per run (and per ensemble member),
     overlaid so runs can be compared; `curves` maps a label to its history rows."""
+    plt = pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     seen: set[int] = set()
     for label, history in curves.items():

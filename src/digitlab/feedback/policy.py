@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.data import Split
+from digitlab.evaluation.plots import pyplot
 from digitlab.evaluation.report import evaluate
 from digitlab.registry.versions import ModelVersion
 
@@ -90,11 +91,7 @@ def decide(comparison: Comparison, policy: Policy) -> tuple[bool, list[str]]:
 
 def comparison_png(comparison: Comparison, path: Path) -> None:
     """Side by side bars: each set's accuracy for the serving model and the candidate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(comparison.scores)
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2))
     for ax, name in zip(axes if len(names) > 1 else [axes], names, strict=True):
