@@ -91,8 +91,10 @@ def empty_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from serve(web_settings(root, root / "models"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API keeps an event loop running in
+    # this thread until it stops, and asyncio.run() in any later test would then fail.
     require_package(Path(CHROMIUM), "chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
