@@ -23,7 +23,7 @@ from digitlab.registry import versions as registry
 from digitlab.registry.database import WATCHER_NAME, sync
 from digitlab.registry.lifecycle import activate_model
 from digitlab.registry.publish import ensure_model
-from digitlab.store import db, migrate
+from digitlab.store import artifacts, crud, db, migrate
 from digitlab.store.testing_pg import PostgresServer
 from tests.api.conftest import FIRST, SECOND, api_settings, b64, png
 from tests.utils.served import Served, serving
@@ -122,15 +122,27 @@ def test_a_damaged_artifact_is_refused_and_the_replicas_keep_serving(
     two_replicas: list[Served], publisher: Settings
 ) -> None:
     engine = db.make_engine(publisher.database_url)
-    ensure_model(engine, registry.load_version(publisher.model_dir, THIRD), active=False)
-    with db.transaction(engine) as session:  # the stored ONNX file, one byte longer
-        session.execute(
-            text(
-                "UPDATE model_artifacts SET onnx = onnx || '\\x00'::bytea"
-                " WHERE model_id = (SELECT id FROM models WHERE version = :v)"
-            ),
-            {"v": THIRD},
+    # Published as ensure_model does, but with the stored ONNX file one byte longer, in
+    # one transaction: damaged after publishing, a replica could copy the intact file in
+    # between (every published version is copied) and would rightly serve that copy.
+    model = registry.load_version(publisher.model_dir, THIRD)
+    with db.transaction(engine) as session:
+        model_id = crud.register_model(
+            session,
+            version=THIRD,
+            dataset=model.card["dataset"]["name"],
+            onnx_sha256=model.card["onnx"]["sha256"],
+            metrics=model.card.get("metrics", {}),
+            active=False,
         )
+        artifacts.save_artifact(
+            session,
+            model_id=model_id,
+            card=model.card,
+            onnx=model.onnx_path.read_bytes() + b"\x00",
+            sha256=model.card["onnx"]["sha256"],
+        )
+        artifacts.announce(session, THIRD)
     shutil.rmtree(publisher.model_dir / THIRD)  # so the database's copy is what is activated
     with pytest.raises(registry.RegistryError, match="changed or damaged"):
         activate_model(publisher, THIRD)
