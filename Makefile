@@ -43,8 +43,10 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# A worker per core: the suite alone keeps one core busy. A file stays on one worker, so
+# its module fixtures (a served app, a browser) start once.
 unit: system-test $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 stack-test: $(VENV)/.installed-dev  ## build the images, run the real Compose stack and test it (needs Docker)
 	$(BIN)/pytest -m stack tests/stack -v -s

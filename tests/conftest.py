@@ -3,6 +3,7 @@ databases on SQLite and on a real PostgreSQL server, and one trained model per s
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from sqlalchemy import Engine
 
 from digitlab.config import Settings
 from digitlab.data import Split, load_split
-from digitlab.registry.versions import ModelVersion
+from digitlab.registry.versions import ModelVersion, list_versions
 from digitlab.store.testing_pg import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,20 +79,31 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def trained_fast_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion:
-    """The `fast` recipe trained once per session (about 20 s on 2 cores), for tests that
-    need a real model's accuracy; its folder is the model dir of the returned version."""
+    """The `fast` recipe trained once per test run (about 40 s on 2 cores), for tests that
+    need a real model's accuracy; its folder is the model dir of the returned version.
+    Tests only read or copy it. Under pytest-xdist the workers share one: the first trains
+    it while the others wait on the lock, then they load it."""
     from digitlab.ml.pipeline import train_and_register
     from digitlab.ml.recipes import get_recipe
 
-    root = tmp_path_factory.mktemp("trained")
-    settings = Settings(
-        data_dir=MNIST_DIR,
-        model_dir=root / "models",
-        report_dir=root / "reports",
-        database_url=f"sqlite:///{root / 'unused.db'}",
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    return train_and_register(get_recipe("fast"), settings)
+    # Every worker's base temp lies in one per-run folder; without xdist, ours is fine.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    root = shared / "trained-fast"
+    with (shared / "trained-fast.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        versions = list_versions(root / "models")
+        if versions:
+            return versions[0]
+        settings = Settings(
+            data_dir=MNIST_DIR,
+            model_dir=root / "models",
+            report_dir=root / "reports",
+            database_url=f"sqlite:///{root / 'unused.db'}",
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        return train_and_register(get_recipe("fast"), settings)
 
 
 @pytest.fixture
