@@ -6,6 +6,7 @@ connection is cut."""
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from digitlab.config import Settings
 from digitlab.data import Split
@@ -192,6 +193,40 @@ def test_sync_fills_an_empty_folder_and_points_at_the_active_version(
     activate_model(publisher, FIRST)
     assert sync(engine, folder) == FIRST
     assert {v.version for v in registry.list_versions(folder)} == {FIRST, SECOND}
+    engine.dispose()
+
+
+def test_a_sync_that_read_before_a_promotion_does_not_undo_it(
+    publisher: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promotion and a serving process's watcher on one host, one folder: the watcher
+    reads the active version, the promotion lands, then the watcher carries on. CURRENT
+    must stay on the promoted version (it used to go back until the next notification)."""
+    activate_model(publisher, FIRST)
+    engine = db.make_engine(publisher.database_url)
+    ensure_model(engine, registry.load_version(publisher.model_dir, SECOND), active=False)
+    read, promoted = threading.Event(), threading.Event()
+    real_active = artifacts.active
+
+    def active_then_wait(engine: Engine) -> artifacts.Active | None:
+        found = real_active(engine)
+        if threading.current_thread().name == "watcher" and not read.is_set():
+            read.set()
+            assert promoted.wait(10)
+        return found
+
+    monkeypatch.setattr(artifacts, "active", active_then_wait)
+    results: list[str | None] = []
+    watcher = threading.Thread(
+        target=lambda: results.append(sync(engine, publisher.model_dir)), name="watcher"
+    )
+    watcher.start()
+    assert read.wait(10)  # the watcher has read FIRST as the active version
+    activate_model(publisher, SECOND, by="test")
+    promoted.set()
+    watcher.join(10)
+    assert results == [SECOND]
+    assert registry.current_version(publisher.model_dir) == SECOND
     engine.dispose()
 
 

@@ -71,12 +71,15 @@ def sync(engine: Engine, model_dir: Path) -> str | None:
                 fetch_into(engine, model_dir, version)
             except RegistryError as exc:
                 log.error("%s", exc)
-    if active is None:
-        return None
-    fetch_into(engine, model_dir, active.version)  # RegistryError: keep the current one
-    if registry.current_version(model_dir) != active.version:
-        registry.set_current(model_dir, active.version)
-    return active.version
+    with registry.pointer_lock(model_dir):
+        # Read again under the lock: a promotion on this host may have come in meanwhile.
+        active = artifacts.active(engine)
+        if active is None:
+            return None
+        fetch_into(engine, model_dir, active.version)  # RegistryError: keep the current one
+        if registry.current_version(model_dir) != active.version:
+            registry.set_current(model_dir, active.version)
+        return active.version
 
 
 def libpq_url(engine: Engine) -> str:

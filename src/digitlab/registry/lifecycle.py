@@ -89,8 +89,9 @@ def activate_model(
         from digitlab.registry.database import fetch_into
 
         model = fetch_into(db_registry, settings.model_dir, version)
-        _record_activation(db_registry, model, by)
-        registry.set_current(settings.model_dir, version)
+        with registry.pointer_lock(settings.model_dir):  # see pointer_lock
+            _record_activation(db_registry, model, by)
+            registry.set_current(settings.model_dir, version)
         return model
     registry.load_version(settings.model_dir, version)  # a bad version fails before any write
     engine = None

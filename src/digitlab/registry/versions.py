@@ -5,6 +5,7 @@ Layout of the model directory:
     <version>/model.pt     the PyTorch state dict (for fine-tuning; serving never reads it)
     <version>/model.json   the model card
     CURRENT                the default version's id, replaced atomically
+    .pointer.lock          taken while CURRENT follows the database (registry/database.py)
 
 A version folder is built under a hidden temporary name and renamed into place
 when complete, so a reader never sees half a model.
@@ -12,17 +13,21 @@ when complete, so a reader never sees half a model.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 CURRENT_FILE = "CURRENT"
+POINTER_LOCK_FILE = ".pointer.lock"
 CARD_FILE = "model.json"
 ONNX_FILE = "model.onnx"
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -116,6 +121,18 @@ def set_current(model_dir: Path, version: str) -> ModelVersion:
         f.write(version + "\n")
     Path(tmp).replace(model_dir / CURRENT_FILE)
     return chosen
+
+
+@contextmanager
+def pointer_lock(model_dir: Path) -> Iterator[None]:
+    """Held by whoever reads the active version from the database and then moves CURRENT
+    to it: a promotion and the serving processes' watchers on one host. Without it a
+    watcher that read the old version just before a promotion would move CURRENT back
+    after the promotion had moved it forward."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with (model_dir / POINTER_LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def resolve(model_dir: Path, version: str | None = None) -> ModelVersion:
