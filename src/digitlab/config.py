@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Bearer token (or /login password) for reading stored inputs, predictions and
     # feedback: the History page and the API's reads. Unset or empty: reads are open.
     viewer_token: str | None = None
+    # Bearer token (or /login password) of the people whose corrections are trusted:
+    # the review queue and labelling. Unset or empty: nobody is a labeller.
+    labeller_token: str | None = None
     # Largest request body the service reads; larger ones get 413.
     max_upload_bytes: int = 5 * 1024 * 1024
     # After a 413, how much of the rest of the body is still read and thrown away, and

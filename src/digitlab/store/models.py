@@ -153,9 +153,15 @@ class Feedback(Base):
     )
     label: Mapped[int] = mapped_column(SmallInteger)
     note: Mapped[str | None] = mapped_column(Text)
+    # Who gave it: "labeller" (a request with the labeller token, or a signed-in labeller)
+    # or "anonymous". Only labeller corrections train a model unless asked otherwise.
+    source: Mapped[str] = mapped_column(String(16), server_default="anonymous")
     created_at: Mapped[datetime] = created_at_column()
 
-    __table_args__ = (CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),)
+    __table_args__ = (
+        CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),
+        CheckConstraint("source IN ('labeller', 'anonymous')", name="source_known"),
+    )
 
 
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
