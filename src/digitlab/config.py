@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,45 +22,82 @@ class Settings(BaseSettings):
         env_prefix="DIGITLAB_", env_file=".env", extra="ignore", protected_namespaces=()
     )
 
-    # Where the four MNIST IDX files live (downloaded there when missing).
-    data_dir: Path = _user_cache_dir() / "mnist"
-    # Fashion-MNIST: Debian's dataset-fashion-mnist package installs it here.
-    fashion_data_dir: Path = Path("/usr/share/datasets/fashion-mnist")
-    # Writable fallback for Fashion-MNIST when the Debian package is not installed.
-    fashion_download_dir: Path = _user_cache_dir() / "fashion-mnist"
-    # Download mirrors (base URLs) tried in order; empty: the dataset's public mirrors.
-    mirrors: list[str] = []
-    # Versioned model folders, one per training run.
-    model_dir: Path = Path("var/models")
-    # Evaluation reports.
-    report_dir: Path = Path("var/reports")
-    # The prediction store: embedded SQLite by default, or
-    # postgresql+psycopg://user:password@host:5432/dbname
-    database_url: str = "sqlite:///var/digitlab.db"
-    # The prediction service (`digitlab serve`).
-    host: str = "127.0.0.1"
-    port: int = 8000
-    # Worker processes sharing the port; 1: the service runs in the `digitlab serve`
-    # process itself.
-    workers: int = 1
-    # On SIGTERM (or Ctrl-C): how long requests in flight may take to finish before they
-    # are cancelled and the process exits.
-    shutdown_seconds: int = 20
-    # Bearer token for the model-activation endpoint; unset: the endpoint is off.
-    admin_token: str | None = None
-    # Bearer token (or /login password) for reading stored inputs, predictions and
-    # feedback: the History page and the API's reads. Unset or empty: reads are open.
-    viewer_token: str | None = None
-    # Bearer token (or /login password) of the people whose corrections are trusted:
-    # the review queue and labelling. Unset or empty: nobody is a labeller.
-    labeller_token: str | None = None
-    # Largest request body the service reads; larger ones get 413.
-    max_upload_bytes: int = 5 * 1024 * 1024
-    # After a 413, how much of the rest of the body is still read and thrown away, and
-    # for how long, before the connection closes: clients that read the answer only
-    # after sending everything (urllib, requests) see the 413 instead of a reset.
-    oversize_drain_bytes: int = 64 * 1024 * 1024
-    oversize_drain_seconds: float = 10.0
+    # Each field's description is the settings reference in the docs (generated from
+    # these fields by docs/gen/reference.py), so say there what a user needs to know.
+    data_dir: Path = Field(
+        default=_user_cache_dir() / "mnist",
+        description="Where the four MNIST IDX files live (gzipped or raw); downloaded there "
+        "when missing.",
+    )
+    fashion_data_dir: Path = Field(
+        default=Path("/usr/share/datasets/fashion-mnist"),
+        description="Fashion-MNIST: where Debian's dataset-fashion-mnist package installs it.",
+    )
+    fashion_download_dir: Path = Field(
+        default=_user_cache_dir() / "fashion-mnist",
+        description="Writable fallback: where Fashion-MNIST is downloaded when the Debian "
+        "package is not installed.",
+    )
+    mirrors: list[str] = Field(
+        default=[],
+        description="Download mirrors (a JSON list of base URLs) tried in order; every file "
+        "is still checked against its SHA-256. Empty: the dataset's public mirrors.",
+    )
+    model_dir: Path = Field(
+        default=Path("var/models"),
+        description="Versioned model folders, one per training run; only a cache when the "
+        "registry is in PostgreSQL.",
+    )
+    report_dir: Path = Field(default=Path("var/reports"), description="Evaluation reports.")
+    database_url: str = Field(
+        default="sqlite:///var/digitlab.db",
+        description="The prediction store: embedded SQLite by default, or "
+        "postgresql+psycopg://user:password@host:5432/dbname.",
+    )
+    host: str = Field(default="127.0.0.1", description="Where `digitlab serve` listens.")
+    port: int = Field(default=8000, description="The port `digitlab serve` listens on.")
+    workers: int = Field(
+        default=1,
+        description="Worker processes sharing the port (`digitlab serve --workers N`); 1: the "
+        "service runs in the `digitlab serve` process itself.",
+    )
+    shutdown_seconds: int = Field(
+        default=20,
+        description="On SIGTERM (or Ctrl-C): how long requests in flight may take to finish "
+        "before they are cancelled and the process exits.",
+    )
+    admin_token: str | None = Field(
+        default=None,
+        description="Bearer token for the model-activation endpoint; unset: the endpoint is off.",
+    )
+    viewer_token: str | None = Field(
+        default=None,
+        description="Bearer token (or /login password) for reading stored inputs, predictions "
+        "and feedback: the History page and the API's reads. Unset or empty: reads are open "
+        "to anyone who reaches the service.",
+    )
+    labeller_token: str | None = Field(
+        default=None,
+        description="Bearer token (or /login password) of the people whose corrections are "
+        "trusted: the review queue and labelling. Unset or empty: nobody is a labeller.",
+    )
+    max_upload_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        description="Largest request body the service reads (5 MB); larger ones get 413.",
+    )
+    # Clients that read the answer only after sending everything (urllib, requests) see
+    # the 413 instead of a reset thanks to the drain.
+    oversize_drain_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="After a 413, how much of the rest of the body (64 MB) is still read and "
+        "thrown away before the connection closes, so that clients which read the answer only "
+        "after sending everything see the 413 instead of a reset.",
+    )
+    oversize_drain_seconds: float = Field(
+        default=10.0,
+        description="After a 413, for how long at most the rest of the body is read and "
+        "thrown away before the connection closes.",
+    )
 
 
 def get_settings() -> Settings:
