@@ -8,6 +8,7 @@ python docs/gen/reference.py    # prints the three pages, without MkDocs
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -160,6 +161,7 @@ def docs_app() -> Iterator[FastAPI]:
             database_url=f"sqlite:///{root / 'docs.db'}",
             _env_file=None,  # type: ignore[call-arg]
         )
+        logging.getLogger("digitlab").setLevel(logging.ERROR)  # "no model yet" is expected
         app = create_app(settings)
         try:
             yield app
@@ -266,6 +268,43 @@ def api_markdown() -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- store schema
+
+
+def schema_markdown() -> str:
+    """The tables as a Mermaid ER diagram, from the SQLAlchemy models (what the Alembic
+    migrations build), appended to the prediction store's page."""
+    from digitlab.store.models import Base
+
+    lines = [
+        "",
+        "## Schema",
+        "",
+        "Generated from `digitlab.store.models` when the docs are built (the Alembic",
+        "migrations build the same tables). Keys: PK primary, FK foreign, UK unique.",
+        "",
+        "```mermaid",
+        "erDiagram",
+    ]
+    for table in Base.metadata.sorted_tables:
+        for fk in sorted(table.foreign_keys, key=lambda k: k.parent.name):
+            child = fk.parent
+            alone = child.primary_key and len(table.primary_key.columns) == 1
+            many = "o|" if alone or child.unique else "o{"
+            one = "|o" if child.nullable else "||"
+            lines.append(f'    {fk.column.table.name} {one}--{many} {table.name} : "{child.name}"')
+    for table in Base.metadata.sorted_tables:
+        lines.append(f"    {table.name} {{")
+        for column in table.columns:
+            keys = [k for k, on in (("PK", column.primary_key), ("FK", column.foreign_keys),
+                                    ("UK", column.unique)) if on]  # fmt: skip
+            kind = type(column.type).__name__
+            lines.append(f"        {kind} {column.name} {', '.join(keys)}".rstrip())
+        lines.append("    }")
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
 PAGES = {
     "reference/cli.md": cli_markdown,
     "reference/settings.md": settings_markdown,
@@ -273,7 +312,7 @@ PAGES = {
 }
 
 if __name__ == "__main__":
-    for make in PAGES.values():
+    for make in [*PAGES.values(), schema_markdown]:
         print(make())
 elif __name__ == "<run_path>":  # mkdocs-gen-files runs it so during the build
     import mkdocs_gen_files
@@ -281,3 +320,5 @@ elif __name__ == "<run_path>":  # mkdocs-gen-files runs it so during the build
     for page, make in PAGES.items():
         with mkdocs_gen_files.open(page, "w") as out:
             out.write(make())
+    with mkdocs_gen_files.open("store.md", "a") as out:  # the page as written, plus this
+        out.write(schema_markdown())
