@@ -18,7 +18,7 @@ from typing import Any
 from unittest import mock
 
 import typer
-from fastapi import FastAPI
+from fastapi import FastAPI, routing
 
 from digitlab.config import Settings
 
@@ -209,9 +209,16 @@ def operation_lines(method: str, path: str, op: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def flat_routes(app: FastAPI) -> list[Any]:
+    """app.routes with included routers flattened: newer FastAPI keeps each included router
+    as one lazy entry there."""
+    flatten = getattr(routing, "iter_route_contexts", None)
+    return list(flatten(app.routes)) if flatten else list(app.routes)
+
+
 def route_rows(app: FastAPI) -> list[str]:
     rows = []
-    for route in app.routes:
+    for route in flat_routes(app):
         path = getattr(route, "path", "")
         methods = ", ".join(sorted(getattr(route, "methods", None) or ["(mount)"]))
         in_schema = "yes" if getattr(route, "include_in_schema", False) else "no"
