@@ -8,7 +8,7 @@ ifneq ($(wildcard ../shared/mnist/train-images-idx3-ubyte.gz),)
 export DIGITLAB_DATA_DIR ?= $(abspath ../shared/mnist)
 endif
 
-.PHONY: help run test lint typecheck unit stack-test bench clean system-run system-test
+.PHONY: help run test lint typecheck docs docs-serve unit stack-test bench clean system-run system-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-train
 run: system-run $(VENV)/.installed-train  ## set up, train a model if none exists, run the main job
 	$(BIN)/digitlab run
 
-test: system-test lint typecheck unit  ## set up and run the whole suite: lint, types, tests
+test: system-test lint typecheck docs unit  ## set up and run the whole suite: lint, types, docs, tests
 
 # System packages (Python venv; for the tests also PostgreSQL, Chromium, Fashion-MNIST):
 # installed when this user may, else one line saying which apt-get command to run.
@@ -37,11 +37,20 @@ system-run system-test:
 	PYTHON=$(PYTHON) scripts/system-packages $(@:system-%=%)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench docs/gen examples
+	$(BIN)/ruff format --check src tests bench docs/gen examples
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+
+# The documentation site. --strict: a broken link, a missing page or a failing reference
+# generator fails the build. The two variables quiet banners the plugins print.
+DOCS_ENV := NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true
+docs: $(VENV)/.installed-dev  ## build the documentation site into site/
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.installed-dev  ## serve the documentation on http://127.0.0.1:8001/, rebuilt on change
+	$(DOCS_ENV) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # A worker per core: the suite alone keeps one core busy. A file stays on one worker, so
 # its module fixtures (a served app, a browser) start once.
@@ -55,4 +64,4 @@ bench: $(VENV)/.installed-dev  ## training benchmark against the reference recip
 	$(BIN)/python bench/train.py
 
 clean:  ## remove the venv, local models, reports and caches
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache
