@@ -136,7 +136,9 @@ def settings_markdown() -> str:
     lines += [
         "",
         "Lists (`DIGITLAB_MIRRORS`) are given as JSON, e.g.",
-        "`DIGITLAB_MIRRORS='[\"http://mirror.local/mnist/\"]'`.",
+        "`DIGITLAB_MIRRORS='[\"http://mirror.local/mnist/\"]'`. What each token opens, and",
+        "who may see stored data without one: [Operations](../operations.md#tokens). The",
+        "database URL and its schema: [Prediction store](../store.md).",
         "",
     ]
     return "\n".join(lines)
