@@ -1,7 +1,7 @@
 """The layout's promises, read from the source: which package may import which, no import
 cycles (counting imports inside functions), torch only in `ml`, a docstring atop every module.
 
-The README's "Architecture" section draws the same layers.
+docs/concepts.md ("Concepts and architecture") draws the same layers.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def internal_imports(module: str) -> set[str]:
 
 def test_every_top_level_package_and_module_has_a_layer() -> None:
     units = {unit(m) for m in MODULES} - {""}
-    assert units == set(RANK), "a new package needs a place in LAYERS (and the README)"
+    assert units == set(RANK), "a new package needs a place in LAYERS (and docs/concepts.md)"
 
 
 def test_imports_point_down_the_layers_only() -> None:
