@@ -179,6 +179,9 @@ def schema_type(schema: dict[str, Any]) -> str:
         return " or ".join(schema_type(s) for s in schema["anyOf"])
     if schema.get("type") == "array":
         return f"array of {schema_type(schema.get('items', {}))}"
+    if schema.get("properties"):  # an inline body (openapi_extra), not a named model
+        fields = ", ".join(f"`{n}`: {schema_type(f)}" for n, f in schema["properties"].items())
+        return f"object with {fields}"
     return str(schema.get("type", "any"))
 
 
