@@ -53,7 +53,8 @@ def train(
     recipe: Annotated[
         str | None,
         typer.Option(
-            help="Recipe: fast, best, reference or finetune; default fast, finetune with --from.",
+            help="Recipe: fast, best, plain, reference or finetune; default fast, "
+            "finetune with --from.",
             envvar="DIGITLAB_RECIPE",
         ),
     ] = None,

@@ -54,7 +54,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Fields that must be positive / may be zero; the rest of the numbers are free.
 POSITIVE = ("epochs", "batch_size", "members", "width")
 NON_NEGATIVE = ("hidden", "lr", "momentum", "weight_decay", "warmup", "label_smoothing",
-                "max_shift", "max_rotate", "max_scale", "ema", "val_size", "seed")  # fmt: skip
+                "max_shift", "max_rotate", "max_scale", "max_shear", "elastic", "stroke",
+                "lowres", "blur", "contrast", "noise", "ema", "val_size", "seed")  # fmt: skip
 TOP_LEVEL = ("name", "recipe", "base", "grid", "runs")
 FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
 

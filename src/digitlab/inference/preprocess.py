@@ -8,13 +8,17 @@ through the same steps:
 1. decode (PNG, JPEG, BMP, GIF, WebP, TIFF; the first frame), honouring EXIF orientation;
 2. flatten transparency onto white, convert to grayscale;
 3. invert when the background (the border's median) is light;
-4. subtract the background level and stretch the ink to 0..255;
-5. crop to the ink's bounding box;
-6. scale the crop to fit 20x20, keeping its aspect ratio (anti-aliased);
-7. place it in 28x28 with its centre of mass at the centre.
+4. on a noisy picture (a grainy photo or scan), a median filter first;
+5. subtract the background level and its noise, stretch the ink to 0..255;
+6. crop to the ink's bounding box;
+7. scale the crop to fit 20x20, keeping its aspect ratio (anti-aliased);
+8. a pen far thinner or thicker than MNIST's brought into its range (`strokes`);
+9. place it in 28x28 with its centre of mass at the centre.
 
-A 28x28 picture is taken to be in the model's format already: steps 1-3 only, so an
-MNIST image passes through unchanged (inverted back if it was saved inverted).
+A 28x28 picture that already is in MNIST's format (its ink fills a 20-pixel box, centred
+by mass) is taken as it is: steps 1-3 only, so an MNIST image passes through unchanged
+(inverted back if it was saved inverted). Any other 28x28 picture (a digit filling the
+frame or touching its border, a small one in a corner) is normalised like the rest.
 Pure numpy and Pillow; no torch.
 """
 
@@ -25,7 +29,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from digitlab.inference.strokes import change_pen, stroke_width
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 SIZE = 28
@@ -38,8 +44,19 @@ WORK_SIDE = 1024
 # Ink below this fraction of the strongest ink does not count for the bounding box
 # (JPEG ringing, paper texture).
 INK_THRESHOLD = 0.2
-# Less contrast than this (of 255) between ink and background: a blank picture.
-MIN_CONTRAST = 16.0
+# Less contrast than this (of 255) between ink and background: a blank picture. Low
+# enough for a scan saved as its raw cell counts (0..16, as the classic 8x8 sets are).
+MIN_CONTRAST = 8.0
+# Background noise (a robust standard deviation, of 255) above which a picture is
+# median-filtered before its ink is found, and the smallest side for which that is done
+# (a filter would wipe out the strokes of a tiny picture).
+NOISY = 6.0
+DENOISE_SIDE = 32
+# How far (pixels) from the field's centre an MNIST digit's centre of mass may lie: all
+# 60,000 training digits are within 0.52.
+MNIST_CENTRE_SLACK = 1.5
+# At most this many rounds of changing the pen (`strokes.change_pen`).
+PEN_ROUNDS = 3
 
 Gray = npt.NDArray[np.float32]
 Digit = npt.NDArray[np.uint8]  # (28, 28), light ink on black
@@ -117,24 +134,88 @@ def shrink(picture: Image.Image) -> Image.Image:
 
 def light_ink(gray: Gray) -> Gray:
     """Inverted when the background is light, so ink is light on black as in MNIST."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if float(np.median(border)) > 127.5:
+    if float(np.median(border_of(gray))) > 127.5:
         return np.float32(255) - gray
     return gray
 
 
+def border_of(gray: Gray) -> Gray:
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+
+
+def background_and_noise(gray: Gray) -> tuple[float, float]:
+    """The border's median, and the noise's standard deviation estimated from the
+    differences of neighbouring border pixels (robust: a stroke crossing the border,
+    or a blocky enlargement, leaves most of those differences at zero)."""
+    border = border_of(gray)
+    steps = np.abs(np.diff(border))
+    return float(np.median(border)), 1.4826 * float(np.median(steps)) / np.sqrt(2)
+
+
+def denoised(ink: Gray) -> Gray:
+    """A median filter when the background is grainy (5x5 when very), the picture as it
+    is otherwise."""
+    noise = background_and_noise(ink)[1]
+    if min(ink.shape) < DENOISE_SIDE or noise <= NOISY:
+        return ink
+    size = 5 if noise > 4 * NOISY else 3
+    return np.asarray(Image.fromarray(ink).filter(ImageFilter.MedianFilter(size)), np.float32)
+
+
+def ink_box(stretched: Gray) -> tuple[slice, slice]:
+    """The bounding box of the ink: pixels of at least INK_THRESHOLD of full strength
+    with at least two such neighbours, so that a speck of grain does not count."""
+    ink = stretched >= INK_THRESHOLD * 255
+    padded = np.pad(ink, 1).astype(np.uint8)
+    h, w = ink.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+    )
+    # Grain leaves specks of a pixel or two; a stroke has neighbours along it. On a
+    # grainy picture (large enough to have been median-filtered) more of them.
+    noisy = min(ink.shape) >= DENOISE_SIDE and background_and_noise(stretched)[1] > NOISY
+    solid = ink & (neighbours >= (6 if noisy else 3))
+    rows, cols = np.nonzero(solid if solid.any() else ink)
+    return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+
+
 def normalise(ink: Gray) -> Digit:
-    """Light-ink-on-dark pixels of any size to a centred 28x28 digit (steps 4-7)."""
-    border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
-    background = float(np.median(border))
+    """Light-ink-on-dark pixels of any size to a centred 28x28 digit (steps 4-9)."""
+    ink = denoised(ink)
+    background, noise = background_and_noise(ink)
+    # What grain is left is not ink. A tiny picture's border is mostly strokes, not
+    # grain: its differences say nothing about noise.
+    floor = background + (3 * noise if min(ink.shape) >= DENOISE_SIDE else 0.0)
     strongest = float(ink.max())
-    if strongest - background < MIN_CONTRAST:
+    if strongest - floor < MIN_CONTRAST:
         return np.zeros((SIZE, SIZE), dtype=np.uint8)  # blank: nothing to centre
-    stretched = np.clip((ink - background) * (255.0 / (strongest - background)), 0, 255)
-    rows, cols = np.nonzero(stretched >= INK_THRESHOLD * 255)
-    crop = stretched[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    digit = fit_box(crop.astype(np.float32))
+    stretched = np.clip((ink - floor) * (255.0 / (strongest - floor)), 0, 255)
+    crop = stretched[ink_box(stretched)].astype(np.float32)
+    digit = fit_box(crop)
+    # A changed pen also changes the ink's extent, and so the scale of the refit: a few
+    # rounds, each from the last, until the width is inside MNIST's range.
+    for _ in range(PEN_ROUNDS):
+        repened = change_pen(crop, stroke_width(digit), BOX / max(crop.shape))
+        if repened is None:
+            break
+        crop, digit = repened, fit_box(repened)
     return centre(digit)
+
+
+def in_mnist_format(ink: Gray) -> bool:
+    """Whether a 28x28 light-ink picture is laid out as MNIST's digits are: the ink's
+    longer side 19-20 pixels, no side longer, the centre of mass at the centre."""
+    top = float(ink.max())
+    if top <= 0:
+        return True  # blank stays blank
+    rows, cols = np.nonzero(ink >= INK_THRESHOLD * top)
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    if not 19 <= max(height, width) <= BOX:
+        return False
+    ys, xs = np.indices(ink.shape)
+    total = float(ink.sum())
+    cy, cx = float((ys * ink).sum()) / total, float((xs * ink).sum()) / total
+    return max(abs(cy - SIZE / 2), abs(cx - SIZE / 2)) <= MNIST_CENTRE_SLACK
 
 
 def fit_box(crop: Gray) -> Gray:
@@ -177,7 +258,10 @@ def centre(digit: Gray) -> Digit:
 def to_mnist(picture: Image.Image) -> Digit:
     """(28, 28) uint8, light ink on black, from a decoded picture."""
     if picture.size == (SIZE, SIZE):
-        return np.rint(light_ink(grayscale(picture))).astype(np.uint8)
+        ink = light_ink(grayscale(picture))
+        if in_mnist_format(ink):
+            return np.rint(ink).astype(np.uint8)
+        return normalise(ink)
     return normalise(light_ink(grayscale(shrink(picture))))
 
 

@@ -6,6 +6,7 @@ digitlab train --from VERSION --extra DIR     # fine-tuning, with corrections
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shutil
@@ -115,6 +116,8 @@ def build_card(
         "recipe": cfg.recipe,
         "seed": cfg.seed,
         "config": cfg.to_dict(),
+        # What training did to the images (digitlab.ml.augment), zero = off.
+        "augmentation": dataclasses.asdict(cfg.augmentation()),
         "metrics": metrics
         | {
             "val_accuracy": result.val_acc,

@@ -22,7 +22,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from digitlab.ml.augment import random_affine
+from digitlab.ml.augment import augment
 from digitlab.ml.finetune import weighted_extra
 from digitlab.ml.model import Ensemble, build_model
 from digitlab.ml.recipes import TrainConfig
@@ -133,21 +133,15 @@ def train_one_epoch(
     model.train()
     device = x.device
     order = torch.randperm(len(x), generator=generator).to(device)
-    augment = cfg.max_shift > 0 or cfg.max_rotate > 0 or cfg.max_scale > 0
+    aug = cfg.augmentation()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     for start in range(0, len(x), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
         xb, yb = as_input(x[idx]), y[idx]  # (B, 1, 28, 28), (B,)
-        if augment:
-            xb = random_affine(
-                xb,
-                generator,
-                max_shift=cfg.max_shift,
-                max_rotate=cfg.max_rotate,
-                max_scale=cfg.max_scale,
-            )
+        if aug.active:
+            xb = augment(xb, generator, aug)
         with autocast(device, use_bf16):
             logits = model(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
