@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from digitlab.api import errors, health, models, predict, predictions, schemas
+from digitlab.api import errors, health, models, openapi, predict, predictions, responses, schemas
 from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     )
     app.state.service = service
     errors.install(app)
+    openapi.install(app)
     for router in (predict.router, predictions.router, models.router):
         app.include_router(router)
     app.include_router(health.router)
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         methods=["POST"],
         response_model=schemas.PredictOut,
         openapi_extra=predict.ONE_BODY,
+        responses=responses.UPLOAD,
         tags=["predict"],
         summary="Predict (the reference API's path)",
     )

@@ -7,6 +7,8 @@ from starlette.concurrency import run_in_threadpool
 
 from digitlab.api.auth import AdminDep
 from digitlab.api.deps import API_PREFIX, ServiceDep
+from digitlab.api.params import Version
+from digitlab.api.responses import ADMIN, responses
 from digitlab.api.schemas import ModelOut
 from digitlab.registry import versions as registry
 from digitlab.registry.lifecycle import activate_model
@@ -28,7 +30,7 @@ def _out(model: registry.ModelVersion, current: str | None, serving: str | None)
     )
 
 
-@router.get("/models", response_model=list[ModelOut])
+@router.get("/models", response_model=list[ModelOut], responses=responses(500, 503))
 def list_models(service: ServiceDep) -> list[ModelOut]:
     """Every model version in the registry, oldest first."""
     model_dir = service.settings.model_dir
@@ -37,15 +39,17 @@ def list_models(service: ServiceDep) -> list[ModelOut]:
     return [_out(m, current, serving) for m in registry.list_versions(model_dir)]
 
 
-@router.get("/models/current", response_model=ModelOut)
+@router.get("/models/current", response_model=ModelOut, responses=responses(500, 503))
 def current_model(service: ServiceDep) -> ModelOut:
     """The model version this service answers with."""
     model = service.predictor.model  # RegistryError (503) when there is none
     return _out(model, registry.current_version(service.settings.model_dir), model.version)
 
 
-@router.post("/models/{version}/activate", response_model=ModelOut)
-async def activate(version: str, service: ServiceDep, _admin: AdminDep) -> ModelOut:
+@router.post(
+    "/models/{version}/activate", response_model=ModelOut, responses=ADMIN | responses(404)
+)
+async def activate(version: Version, service: ServiceDep, _admin: AdminDep) -> ModelOut:
     """Make VERSION the serving model, without a restart (needs the admin token)."""
     # Recorded in the promotions history as made through the API.
     try:

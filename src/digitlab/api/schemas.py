@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
+
+from digitlab.api.params import PlainText
 
 MAX_BATCH = 256
-
-Digit = Field(ge=0, le=9, description="A digit 0..9")
+MAX_NOTE = 2000
+# A label is a JSON integer 0..9: `true`, `1.0` or `"1"` is refused, not read as 1.
+Label = Annotated[StrictInt, Field(ge=0, le=9)]
 
 
 class ImageIn(BaseModel):
-    image: str = Field(description="The image file, base64 (a data: URL prefix is allowed)")
-    true_label: int | None = Field(None, ge=0, le=9, description="The right answer, if known")
+    image: str = Field(
+        min_length=1,
+        description="The image file (PNG, JPEG, ...), base64; a `data:` URL prefix is allowed",
+        json_schema_extra={"format": "byte"},
+    )
+    true_label: Label | None = Field(None, description="The right answer 0..9, if known")
 
 
 class BatchIn(BaseModel):
-    images: list[ImageIn] = Field(description=f"1 to {MAX_BATCH} images")
+    images: list[ImageIn] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} images"
+    )
 
 
 class PredictOut(BaseModel):
@@ -63,8 +72,14 @@ class PredictionPage(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    label: int = Digit
-    note: str | None = Field(None, max_length=2000)
+    label: Label = Field(description="The right answer, a digit 0..9")
+    note: PlainText | None = Field(
+        None, max_length=MAX_NOTE, description="Free text; no control characters"
+    )
+
+    model_config = {
+        "json_schema_extra": {"examples": [{"label": 7, "note": "the stroke is a seven"}]}
+    }
 
 
 class FeedbackOut(BaseModel):
