@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
@@ -13,6 +15,7 @@ from digitlab.api.schemas import ModelOut
 from digitlab.registry import versions as registry
 from digitlab.registry.lifecycle import activate_model
 
+log = logging.getLogger("digitlab.api")
 # The prefix on the router itself: metrics label requests by the full route path.
 router = APIRouter(prefix=API_PREFIX, tags=["models"])
 
@@ -55,6 +58,11 @@ async def activate(version: Version, service: ServiceDep, _admin: AdminDep) -> M
     try:
         await run_in_threadpool(lambda: activate_model(service.settings, version, by="api"))
     except registry.RegistryError as exc:  # unknown here and in the database, or damaged
-        raise HTTPException(404, str(exc)) from None
+        # The message names the model folder: the log keeps it, the answer does not.
+        log.warning("activating %s: %s", version, exc)
+        known = ", ".join(m.version for m in registry.list_versions(service.settings.model_dir))
+        raise HTTPException(
+            404, f"no model version {version!r} can be activated (known here: {known or 'none'})"
+        ) from None
     model = await run_in_threadpool(lambda: service.predictor.model)  # load it now
     return _out(model, version, model.version)

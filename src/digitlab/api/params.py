@@ -27,9 +27,18 @@ _DATE_TIME = re.compile(
 
 
 def _whole_number(value: Any) -> Any:
-    # Pydantic reads "1.0", "+1", " 1" and "1_000" as 1 too; the schema says integer.
-    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value, re.ASCII):
+    # Pydantic reads "+1", " 1" and "1_000" as 1 too; the schema says integer (for which
+    # JSON Schema counts 1.0 as well).
+    if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+(\.0*)?", value, re.ASCII):
         raise ValueError("should be a whole number written in digits")
+    return value
+
+
+def json_integer(value: Any) -> Any:
+    """A JSON integer, as JSON Schema counts them: 7 or 7.0, never true or "7" (which
+    Pydantic would read as 1 and 7)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("should be an integer")
     return value
 
 
