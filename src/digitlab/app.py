@@ -52,6 +52,9 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         summary="Handwritten-digit recognition: predictions, stored with their inputs.",
         version="1",
         lifespan=lifespan,
+        # operationId = the handler's name (`predict`, `list_predictions`): what a client
+        # generated from the schema calls its functions.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.service = service
     errors.install(app)
@@ -70,6 +73,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         responses=responses.UPLOAD,
         tags=["predict"],
         summary="Predict (the reference API's path)",
+        name="predict_reference",
     )
     # The last one added runs first: metrics see the 413s the body limit answers.
     app.add_middleware(

@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
-import tests.api.contract_hooks  # noqa: F401  (real images for schema-valid cases)
+import tests.api.contract_hooks  # real images for schema-valid cases
 from digitlab.store.testing_pg import PostgresServer
 from tests.api.conftest import ADMIN_TOKEN, VIEWER_TOKEN, ready_settings
 from tests.utils.served import Served, serving
