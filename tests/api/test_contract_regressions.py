@@ -99,10 +99,12 @@ def test_an_outage_is_a_503_without_the_database_url(
     gone = settings_api.model_copy(
         update={"database_url": "postgresql+psycopg://digitlab:s3cr3t@127.0.0.1:1/nowhere"}
     )
-    with TestClient(create_app(gone), raise_server_exceptions=False) as client:
-        with caplog.at_level(logging.WARNING, logger="digitlab"):
-            r = client.post("/api/v1/predict", json={"image": b64(png(mnist_test.images[0]))})
-            ready = client.get("/readyz")
+    with (
+        caplog.at_level(logging.WARNING, logger="digitlab"),
+        TestClient(create_app(gone), raise_server_exceptions=False) as client,
+    ):
+        r = client.post("/api/v1/predict", json={"image": b64(png(mnist_test.images[0]))})
+        ready = client.get("/readyz")
     assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
     for answer in (r.text, ready.text):
         for leak in ("postgresql", "127.0.0.1", "nowhere", "digitlab:", "s3cr3t"):
