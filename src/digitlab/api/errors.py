@@ -68,8 +68,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 400:  # FastAPI's answer to a JSON body that is not UTF-8
-            return error(422, "body: not valid JSON (it is not UTF-8 text)")
+        if exc.status_code == 400:  # FastAPI's to a body it cannot parse (not UTF-8, too deep)
+            return error(422, "body: cannot be read as JSON (not UTF-8, or nested too deeply)")
         return error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(StoreError)
