@@ -83,3 +83,19 @@ def test_every_operation_keeps_the_contract(case: Case, contract_service: Served
     folder = str(contract_service.settings.model_dir.parent).encode()
     for leak in (b"postgresql", b"sqlite", b"127.0.0.1", folder, b"SELECT ", b"Traceback"):
         assert leak not in response.content, response.content[:500]
+
+
+def test_sequences_of_calls_keep_the_contract(contract_schema: schemathesis.BaseSchema) -> None:
+    """The stateful phase: predict, then read, fetch the image of and give feedback on
+    what was made (links schemathesis infers from the answers), every check on each."""
+    workflow = contract_schema.as_state_machine()
+    workflow.run(
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=4,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
