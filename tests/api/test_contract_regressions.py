@@ -92,6 +92,15 @@ def test_every_422_has_the_documented_shape(client: TestClient) -> None:
     assert r.status_code == 422 and isinstance(r.json()["detail"], str)
 
 
+def test_the_viewer_scheme_is_optional_while_no_viewer_token_is_set(client: TestClient) -> None:
+    # `client` has no viewer token: the reads are open, and the schema says so.
+    schema = client.get("/openapi.json").json()
+    assert schema["paths"]["/api/v1/predictions"]["get"]["security"] == [{"viewer": []}, {}]
+    assert client.get("/api/v1/predictions").status_code == 200
+    activate = schema["paths"]["/api/v1/models/{version}/activate"]["post"]
+    assert activate["security"] == [{"admin": []}]
+
+
 def test_an_outage_is_a_503_without_the_database_url(
     settings_api: Settings, mnist_test: Split, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -34,9 +34,14 @@ def build(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
+    # Without DIGITLAB_VIEWER_TOKEN the reads are open: the viewer scheme is optional then.
+    viewer_optional = not app.state.service.settings.viewer_token
     for path in schema.get("paths", {}).values():
         for operation in path.values():
             _share(operation)
+            security = operation.get("security", [])
+            if viewer_optional and {"viewer": []} in security and {} not in security:
+                security.append({})
     components = schema.setdefault("components", {})
     components["responses"] = shared_components()
     for name in UNUSED_SCHEMAS:
