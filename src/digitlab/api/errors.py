@@ -37,9 +37,10 @@ class BadInputError(Exception):
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The one error body of the service (ErrorBody); a 503 says when to try again."""
+    """The one error body of the service (ErrorBody); a 429 or a 503 says when to try
+    again (`Retry-After`, as the schema promises; `headers` may give another value)."""
     response = JSONResponse({"detail": message}, status_code=status, headers=headers)
-    if status == 503:
+    if status in (429, 503):
         response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     return response
 

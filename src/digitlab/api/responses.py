@@ -51,7 +51,11 @@ SHARED: dict[int, tuple[str, str, dict[str, str]]] = {
         " each problem as `where: what`",
         {},
     ),
-    429: ("TooManyRequests", "Too many requests; wait as `Retry-After` says", {}),
+    429: (
+        "TooManyRequests",
+        "Too many requests; wait as `Retry-After` says",
+        {"Retry-After": "Seconds to wait before trying again"},
+    ),
     500: ("InternalError", "An unexpected error; the service logged the details", {}),
     503: (
         "Unavailable",
