@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from digitlab.api import errors, health, models, predict, predictions, schemas
+from digitlab.api import errors, health, models, openapi, predict, predictions, responses, schemas
 from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
@@ -52,9 +52,13 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         summary="Handwritten-digit recognition: predictions, stored with their inputs.",
         version="1",
         lifespan=lifespan,
+        # operationId = the handler's name (`predict`, `list_predictions`): what a client
+        # generated from the schema calls its functions.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.service = service
     errors.install(app)
+    openapi.install(app)
     for router in (predict.router, predictions.router, models.router):
         app.include_router(router)
     app.include_router(health.router)
@@ -66,8 +70,10 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         methods=["POST"],
         response_model=schemas.PredictOut,
         openapi_extra=predict.ONE_BODY,
+        responses=responses.UPLOAD,
         tags=["predict"],
         summary="Predict (the reference API's path)",
+        name="predict_reference",
     )
     # The last one added runs first: metrics see the 413s the body limit answers.
     app.add_middleware(

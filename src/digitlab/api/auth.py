@@ -17,10 +17,11 @@ import logging
 import time
 from typing import Annotated, Literal
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from digitlab.api.deps import API_PREFIX, SettingsDep
+from digitlab.api.params import InputId
 from digitlab.config import Settings
 
 log = logging.getLogger("digitlab.auth")
@@ -31,8 +32,13 @@ SESSION_SECONDS = 12 * 3600
 # itself is read by `viewer_state`, which also takes the browser's cookie.
 viewer_scheme = HTTPBearer(
     auto_error=False,
-    scheme_name="viewer token",
+    scheme_name="viewer",
     description="DIGITLAB_VIEWER_TOKEN (or DIGITLAB_ADMIN_TOKEN); needed only when it is set",
+)
+admin_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="admin",
+    description="DIGITLAB_ADMIN_TOKEN; without it the admin operations answer 403",
 )
 
 Credential = Literal["open", "ok", "missing", "wrong"]
@@ -136,7 +142,7 @@ ViewerDep = Annotated[None, Depends(require_viewer)]
 async def require_image_access(
     request: Request,
     settings: SettingsDep,
-    input_id: int,
+    input_id: InputId,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(viewer_scheme)],
     key: Annotated[
         str | None,
@@ -157,14 +163,16 @@ ImageAccessDep = Annotated[None, Depends(require_image_access)]
 
 
 async def require_admin(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    settings: SettingsDep,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(admin_scheme)],
 ) -> None:
     """`Authorization: Bearer <DIGITLAB_ADMIN_TOKEN>`; without a configured token the
     admin endpoints are off."""
     token = settings.admin_token
     if not token:
         raise HTTPException(403, "model activation is off: set DIGITLAB_ADMIN_TOKEN to enable it")
-    if not matches(bearer(authorization), token):
+    if not matches(bearer(request.headers.get("authorization")), token):
         raise HTTPException(
             401,
             "a valid admin token is needed: send `Authorization: Bearer <token>`",

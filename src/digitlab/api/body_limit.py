@@ -14,9 +14,10 @@ or very slow body holds a connection (not the event loop) for `drain_seconds` at
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digitlab.api.errors import error
 
 
 class BodyTooLargeError(Exception):
@@ -83,7 +84,7 @@ class BodyLimitMiddleware:
             await self._refuse(receive, send)
 
     async def _refuse(self, receive: Receive, send: Send) -> None:
-        body = json.dumps({"detail": too_large_message(self.max_body)}).encode()
+        body = bytes(error(413, too_large_message(self.max_body)).body)  # the one ErrorBody
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -1,6 +1,9 @@
-"""Errors as JSON `{"detail": "..."}` with a message a user can act on: bad input is a
-4xx, a database or model that is not there a 503, and anything unexpected a plain 500
-without a traceback."""
+"""Errors as JSON `{"detail": "..."}` (`responses.ErrorBody`) with a message a user can
+act on: bad input is a 4xx, a database or model that is not there a 503 with
+`Retry-After`, and anything unexpected a plain 500. No answer carries a database URL, a
+host, SQL or a traceback: the log keeps those (with the password masked).
+
+`error(status, message)` makes every error body, here and in any route."""
 
 from __future__ import annotations
 
@@ -11,11 +14,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from digitlab.api.responses import RETRY_AFTER_SECONDS
 from digitlab.inference.preprocess import ImageError, ImageTooLargeError
 from digitlab.registry.versions import RegistryError
 from digitlab.store.db import StoreError
 
 log = logging.getLogger("digitlab.api")
+
+STORE_DOWN = (
+    "the prediction store is unavailable, nothing was stored; try again in a few seconds"
+    " (the service logged the cause)"
+)
 
 
 class BadInputError(Exception):
@@ -27,8 +36,13 @@ class BadInputError(Exception):
         self.status = status
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error body of the service (ErrorBody); a 429 or a 503 says when to try
+    again (`Retry-After`, as the schema promises; `headers` may give another value)."""
+    response = JSONResponse({"detail": message}, status_code=status, headers=headers)
+    if status in (429, 503):
+        response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    return response
 
 
 def describe_validation(exc: RequestValidationError) -> str:
@@ -55,15 +69,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        response = error(exc.status_code, str(exc.detail))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
+        if exc.status_code == 400:  # FastAPI's to a body it cannot parse (not UTF-8, too deep)
+            return error(422, "body: cannot be read as JSON (not UTF-8, or nested too deeply)")
+        return error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(StoreError)
-    async def store_down(_: Request, exc: StoreError) -> JSONResponse:
-        log.warning("database error: %s", exc)
-        return error(503, f"the prediction store is unavailable, nothing was stored: {exc}")
+    async def store_down(request: Request, exc: StoreError) -> JSONResponse:
+        # StoreError messages name the database (password masked): for the log only.
+        log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
+        return error(503, STORE_DOWN)
 
     @app.exception_handler(RegistryError)
     async def no_model(_: Request, exc: RegistryError) -> JSONResponse:

@@ -28,7 +28,11 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(service: ServiceDep) -> Response:
     """Prometheus metrics: requests by route and status, latency, predictions by label."""
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from digitlab.api.auth import image_url
 from digitlab.api.deps import API_PREFIX, ServiceDep
-from digitlab.api.schemas import MAX_BATCH, BatchOut, PredictOut
+from digitlab.api.responses import UPLOAD
+from digitlab.api.schemas import MAX_BATCH, BatchOut, ImageIn, PredictOut
 from digitlab.api.service import Service, Stored
 from digitlab.api.uploads import Upload, read_batch, read_one
 from digitlab.config import Settings
@@ -21,41 +22,59 @@ from digitlab.inference.preprocess import ImageError, image_to_digit
 router = APIRouter(prefix=API_PREFIX, tags=["predict"])
 INLINE_DECODE_BYTES = 16 * 1024
 
-_IMAGE_JSON = {
-    "type": "object",
-    "required": ["image"],
-    "properties": {
-        "image": {"type": "string", "description": "base64 image file (data: URL allowed)"},
-        "true_label": {"type": "integer", "minimum": 0, "maximum": 9},
-    },
-}
+_IMAGE_JSON = ImageIn.model_json_schema()
+_LABEL = {"type": "integer", "minimum": 0, "maximum": 9, "description": "The right answer"}
+_FILE = {"type": "string", "format": "binary", "description": "An image file (PNG, JPEG, ...)"}
 
 
-def _body(json_schema: dict[str, Any], files: str) -> dict[str, Any]:
+def _body(json_schema: dict[str, Any], form_schema: dict[str, Any]) -> dict[str, Any]:
     # The routes read the body themselves (JSON or multipart), so OpenAPI is told here.
     return {
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": json_schema},
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "file": {"type": "string", "format": "binary", "description": files},
-                            "true_label": {"type": "integer", "minimum": 0, "maximum": 9},
-                        },
-                    }
-                },
+                "multipart/form-data": {"schema": form_schema},
             },
         }
     }
 
 
-ONE_BODY = _body(_IMAGE_JSON, "one image file")
+ONE_BODY = _body(
+    _IMAGE_JSON,
+    {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": _FILE, "true_label": _LABEL},
+    },
+)
 BATCH_BODY = _body(
-    {"type": "object", "properties": {"images": {"type": "array", "items": _IMAGE_JSON}}},
-    f"repeat the `file` part, up to {MAX_BATCH} times",
+    {
+        "type": "object",
+        "required": ["images"],
+        "properties": {
+            "images": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+                "items": _IMAGE_JSON,
+                "description": f"1 to {MAX_BATCH} images",
+            }
+        },
+    },
+    {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+                "items": _FILE,
+                "description": f"The `file` part repeated, up to {MAX_BATCH} times",
+            }
+        },
+    },
 )
 
 
@@ -105,7 +124,7 @@ def _results(stored: Stored, latency_ms: float, settings: Settings) -> list[Pred
     ]
 
 
-@router.post("/predict", response_model=PredictOut, openapi_extra=ONE_BODY)
+@router.post("/predict", response_model=PredictOut, openapi_extra=ONE_BODY, responses=UPLOAD)
 async def predict(request: Request, service: ServiceDep) -> PredictOut:
     """Predict the digit in one image; the input and the prediction are stored first."""
     start = time.perf_counter()
@@ -114,7 +133,7 @@ async def predict(request: Request, service: ServiceDep) -> PredictOut:
     return _results(stored, (time.perf_counter() - start) * 1000, service.settings)[0]
 
 
-@router.post("/predict/batch", response_model=BatchOut, openapi_extra=BATCH_BODY)
+@router.post("/predict/batch", response_model=BatchOut, openapi_extra=BATCH_BODY, responses=UPLOAD)
 async def predict_batch(request: Request, service: ServiceDep) -> BatchOut:
     """Predict up to 256 images in one request, all stored in one transaction."""
     start = time.perf_counter()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from PIL import Image
@@ -17,6 +17,17 @@ from sqlalchemy import select
 
 from digitlab.api.auth import ImageAccessDep, ViewerDep
 from digitlab.api.deps import API_PREFIX, ServiceDep, SessionDep
+from digitlab.api.params import (
+    VERSION_PATTERN,
+    Boolean,
+    DateTime,
+    InputId,
+    Offset,
+    PredictionId,
+    WholeNumber,
+    utc,
+)
+from digitlab.api.responses import GUARDED, responses
 from digitlab.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, PredictionPage
 from digitlab.store import crud, db, queries
 from digitlab.store.models import InputData, Prediction
@@ -24,9 +35,8 @@ from digitlab.store.queries import PredictionRecord
 
 # The prefix on the router itself: metrics label requests by the full route path.
 router = APIRouter(prefix=API_PREFIX, tags=["predictions"])
-GUARDED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "The viewer token is set and the request does not carry it"}
-}
+# The 401 in GUARDED: the viewer token is set and the request does not carry it.
+FOUND = GUARDED | responses(404)
 
 
 def _out(record: PredictionRecord) -> PredictionOut:
@@ -36,29 +46,32 @@ def _out(record: PredictionRecord) -> PredictionOut:
     )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    # Naive times are taken as UTC; stored times are UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 @router.get("/predictions", response_model=PredictionPage, responses=GUARDED)
 def list_predictions(
     _viewer: ViewerDep,  # first: checked before a transaction is opened
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Skip this many (newest first)")] = 0,
-    model: Annotated[str | None, Query(description="Only this model version")] = None,
-    label: Annotated[int | None, Query(ge=0, le=9, description="Predicted label")] = None,
-    wrong: Annotated[bool, Query(description="Only those whose true label differs")] = False,
-    since: Annotated[datetime | None, Query(description="Made at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Made before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size"), WholeNumber] = 50,
+    offset: Offset = 0,
+    model: Annotated[
+        str | None, Query(pattern=VERSION_PATTERN, description="Only this model version")
+    ] = None,
+    label: Annotated[
+        int | None, Query(ge=0, le=9, description="Predicted label"), WholeNumber
+    ] = None,
+    wrong: Annotated[
+        bool, Query(description="Only those whose true label differs"), Boolean
+    ] = False,
+    since: Annotated[
+        datetime | None, Query(description="Made at or after (RFC 3339; naive: UTC)"), DateTime
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Made before (RFC 3339; naive: UTC)"), DateTime
+    ] = None,
 ) -> PredictionPage:
     """Stored predictions, newest first, with filters."""
     rows = queries.recent_predictions(
         session, limit=limit + 1, offset=offset, model=model, label=label, wrong=wrong,
-        since=_utc(since), until=_utc(until),
+        since=utc(since), until=utc(until),
     )  # fmt: skip
     more = len(rows) > limit
     return PredictionPage(
@@ -69,8 +82,10 @@ def list_predictions(
     )
 
 
-@router.get("/predictions/{prediction_id}", response_model=PredictionOut, responses=GUARDED)
-def get_prediction(prediction_id: int, _viewer: ViewerDep, session: SessionDep) -> PredictionOut:
+@router.get("/predictions/{prediction_id}", response_model=PredictionOut, responses=FOUND)
+def get_prediction(
+    prediction_id: PredictionId, _viewer: ViewerDep, session: SessionDep
+) -> PredictionOut:
     """One stored prediction."""
     record = queries.get_prediction(session, prediction_id=prediction_id)
     if record is None:
@@ -81,9 +96,15 @@ def get_prediction(prediction_id: int, _viewer: ViewerDep, session: SessionDep) 
 @router.get(
     "/inputs/{input_id}/image.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "The 28x28 image"}, **GUARDED},
+    responses={
+        200: {
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The 28x28 image",
+        },
+        **FOUND,
+    },
 )
-def input_image(input_id: int, _access: ImageAccessDep, session: SessionDep) -> Response:
+def input_image(input_id: InputId, _access: ImageAccessDep, session: SessionDep) -> Response:
     """The 28x28 image the model saw for an input, as PNG (light ink on black)."""
     data = session.scalars(select(InputData.image).where(InputData.id == input_id)).first()
     if data is None:
@@ -93,8 +114,13 @@ def input_image(input_id: int, _access: ImageAccessDep, session: SessionDep) -> 
     return Response(out.getvalue(), media_type="image/png")
 
 
-@router.post("/predictions/{prediction_id}/feedback", response_model=FeedbackOut, status_code=201)
-def feedback(prediction_id: int, body: FeedbackIn, service: ServiceDep) -> FeedbackOut:
+@router.post(
+    "/predictions/{prediction_id}/feedback",
+    response_model=FeedbackOut,
+    status_code=201,
+    responses=responses(404, 413, 422, 500, 503),
+)
+def feedback(prediction_id: PredictionId, body: FeedbackIn, service: ServiceDep) -> FeedbackOut:
     """Record the right answer for a prediction; the latest feedback counts."""
     # Its own transaction, committed before the response goes out.
     with db.transaction(service.engine) as session:

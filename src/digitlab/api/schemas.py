@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+from digitlab.api.params import PlainText, json_integer
 
 MAX_BATCH = 256
-
-Digit = Field(ge=0, le=9, description="A digit 0..9")
+MAX_NOTE = 2000
+# A label is a JSON integer 0..9: `true` or `"1"` is refused, not read as 1.
+Label = Annotated[int, Field(ge=0, le=9), BeforeValidator(json_integer)]
 
 
 class ImageIn(BaseModel):
-    image: str = Field(description="The image file, base64 (a data: URL prefix is allowed)")
-    true_label: int | None = Field(None, ge=0, le=9, description="The right answer, if known")
+    image: str = Field(
+        description="The image file (PNG, JPEG, ...), base64; a `data:` URL prefix is allowed",
+        # What JSON Schema can say of it; the tests' fuzzer draws real images for it.
+        # minLength: an empty one is refused after decoding, as "the image is empty".
+        json_schema_extra={
+            "minLength": 1,
+            "format": "byte",
+            "contentEncoding": "base64",
+            "contentMediaType": "image/*",
+        },
+    )
+    true_label: Label | None = Field(None, description="The right answer 0..9, if known")
 
 
 class BatchIn(BaseModel):
-    images: list[ImageIn] = Field(description=f"1 to {MAX_BATCH} images")
+    images: list[ImageIn] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} images"
+    )
 
 
 class PredictOut(BaseModel):
@@ -63,8 +78,14 @@ class PredictionPage(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    label: int = Digit
-    note: str | None = Field(None, max_length=2000)
+    label: Label = Field(description="The right answer, a digit 0..9")
+    note: PlainText | None = Field(
+        None, max_length=MAX_NOTE, description="Free text; no control characters"
+    )
+
+    model_config = {
+        "json_schema_extra": {"examples": [{"label": 7, "note": "the stroke is a seven"}]}
+    }
 
 
 class FeedbackOut(BaseModel):

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from digitlab.api.errors import BadInputError
 from digitlab.api.schemas import MAX_BATCH, BatchIn, ImageIn
 
+_CONTROL = re.compile(r"[\x00-\x1F\x7F]")
 DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 EXAMPLE = '{"image": "<base64 PNG>"} as JSON, or a multipart form with a `file` part'
 BATCH_EXAMPLE = (
@@ -69,9 +70,17 @@ async def _json_object(request: Request, example: str) -> dict[str, object]:
 def _form_label(value: object) -> int | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not value.strip().isdigit() or not 0 <= int(value) <= 9:
+    # One ASCII digit: str.isdigit() also takes "²" and "٣".
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]", value.strip()):
         raise BadInputError(f"true_label: {value!r} is not a digit 0..9")
     return int(value)
+
+
+def _source(filename: str | None) -> str:
+    # The name a client gave its file, kept as the input's source: control characters
+    # (NUL, which PostgreSQL text cannot hold) become `?`, the same on both stores.
+    name = _CONTROL.sub("?", filename or "file")
+    return f"upload:{name}"
 
 
 async def _form_files(request: Request, max_files: int) -> tuple[list[UploadFile], int | None]:
@@ -92,9 +101,9 @@ async def _form_files(request: Request, max_files: int) -> tuple[list[UploadFile
 
 async def read_one(request: Request) -> Upload:
     """The image of a single-prediction request."""
-    if _is_multipart(request):
+    if _is_multipart(request, EXAMPLE):
         files, label = await _form_files(request, 1)
-        return Upload(await files[0].read(), label, f"upload:{files[0].filename or 'file'}")
+        return Upload(await files[0].read(), label, _source(files[0].filename))
     try:
         item = ImageIn.model_validate(await _json_object(request, EXAMPLE))
     except ValidationError as exc:
@@ -104,9 +113,9 @@ async def read_one(request: Request) -> Upload:
 
 async def read_batch(request: Request) -> list[Upload]:
     """The images of a batch request, at most MAX_BATCH."""
-    if _is_multipart(request):
+    if _is_multipart(request, BATCH_EXAMPLE):
         files, _ = await _form_files(request, MAX_BATCH)
-        return [Upload(await f.read(), None, f"upload:{f.filename or 'file'}") for f in files]
+        return [Upload(await f.read(), None, _source(f.filename)) for f in files]
     payload = await _json_object(request, BATCH_EXAMPLE)
     images = payload.get("images")
     if isinstance(images, list):
@@ -115,17 +124,26 @@ async def read_batch(request: Request) -> list[Upload]:
             raise BadInputError(
                 f"{count} images in one request; at most {MAX_BATCH}: split the batch"
             )
+        if not count:
+            raise BadInputError(f"`images` is empty; send 1 to {MAX_BATCH} images")
     try:
         batch = BatchIn.model_validate(payload)
     except ValidationError as exc:
         raise BadInputError(_validation_message(exc)) from None
-    if not batch.images:
-        raise BadInputError("`images` is empty; send 1 to 256 images")
     return [
         Upload(decode_base64(item.image, f"images.{k}.image"), item.true_label, "api:json")
         for k, item in enumerate(batch.images)
     ]
 
 
-def _is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").startswith("multipart/form-data")
+def _is_multipart(request: Request, example: str) -> bool:
+    """Whether the body is a form; else it is read as JSON. No Content-Type is read as
+    JSON too (older clients send none); any other type is a 415."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        return True
+    if kind in ("", "application/json") or (
+        kind.startswith("application/") and kind.endswith("+json")
+    ):
+        return False
+    raise BadInputError(f"a {kind} body cannot be read; send {example}", status=415)
