@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from digitlab.api import errors, health, models, predict, predictions, schemas
+from digitlab.api import errors, health, labeller, models, predict, predictions, review, schemas
 from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
@@ -55,7 +55,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     )
     app.state.service = service
     errors.install(app)
-    for router in (predict.router, predictions.router, models.router):
+    labeller.install(app, settings)  # the limit on anonymous corrections
+    for router in (predict.router, predictions.router, models.router, review.router):
         app.include_router(router)
     app.include_router(health.router)
     web.install(app)  # the pages: /, /history, /models and /static

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,8 +52,17 @@ class Settings(BaseSettings):
     # feedback: the History page and the API's reads. Unset or empty: reads are open.
     viewer_token: str | None = None
     # Bearer token (or /login password) of the people whose corrections are trusted:
-    # the review queue and labelling. Unset or empty: nobody is a labeller.
-    labeller_token: str | None = None
+    # the review queue and labelling. Unset or empty: nobody is a labeller. Read from
+    # DIGITLAB_LABELLER_TOKEN or DIGITLAB_LABELER_TOKEN (the spelling).
+    labeller_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "labeller_token", "DIGITLAB_LABELLER_TOKEN", "DIGITLAB_LABELER_TOKEN"
+        ),
+    )
+    # Anonymous corrections each client address may give per minute (a burst of as many,
+    # then one every 60/N s); 0: anonymous feedback is off. Per worker process.
+    anonymous_feedback_per_minute: int = Field(default=20, ge=0)
     # Largest request body the service reads; larger ones get 413.
     max_upload_bytes: int = 5 * 1024 * 1024
     # After a 413, how much of the rest of the body is still read and thrown away, and
