@@ -19,7 +19,11 @@ def _user_cache_dir() -> Path:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="DIGITLAB_", env_file=".env", extra="ignore", protected_namespaces=()
+        env_prefix="DIGITLAB_",
+        env_file=".env",
+        extra="ignore",
+        protected_namespaces=(),
+        populate_by_name=True,  # Settings(labeller_token=...) beside its env aliases
     )
 
     # Where the four MNIST IDX files live (downloaded there when missing).
@@ -56,9 +60,7 @@ class Settings(BaseSettings):
     # DIGITLAB_LABELLER_TOKEN or DIGITLAB_LABELER_TOKEN (the spelling).
     labeller_token: str | None = Field(
         default=None,
-        validation_alias=AliasChoices(
-            "labeller_token", "DIGITLAB_LABELLER_TOKEN", "DIGITLAB_LABELER_TOKEN"
-        ),
+        validation_alias=AliasChoices("DIGITLAB_LABELLER_TOKEN", "DIGITLAB_LABELER_TOKEN"),
     )
     # Anonymous corrections each client address may give per minute (a burst of as many,
     # then one every 60/N s); 0: anonymous feedback is off. Per worker process.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 MAX_BATCH = 256
 
@@ -63,7 +63,7 @@ class PredictionPage(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    label: int = Digit
+    label: StrictInt = Digit  # strict: true or "3" is not a digit
     note: str | None = Field(None, max_length=2000)
 
 
