@@ -81,20 +81,21 @@ def export(
     what += f", {counts['items'] - corrections} labelled)" if with_labelled else ")"
     console.print(
         f"exported {what}: {counts['train']} train, {counts['heldout']} heldout, to {result.path}"
-        + ("; nothing to train on" if counts["items"] == 0 else ""),
+        + ("; nothing to train on" if counts["items"] == 0 else "")
+        + anonymous_note(result.anonymous),
         highlight=False,
         soft_wrap=True,
     )
-    console.print(anonymous_line(result.anonymous), highlight=False, soft_wrap=True)
 
 
-def anonymous_line(anonymous: dict[str, int]) -> str:
-    """What became of the anonymous corrections, for `export` and `retrain`."""
+def anonymous_note(anonymous: dict[str, int]) -> str:
+    """What became of the anonymous corrections, for `export` and `retrain` ("" when
+    there were none)."""
     if anonymous["left_out"]:
         return (
-            f"left out {anonymous['left_out']} anonymous corrections (labellers' only;"
+            f"; left out {anonymous['left_out']} anonymous corrections (labellers' only;"
             " --include-anonymous adds them)"
         )
     if anonymous["included"]:
-        return f"including {anonymous['included']} anonymous corrections (--include-anonymous)"
-    return "no anonymous corrections"
+        return f"; including {anonymous['included']} anonymous corrections (--include-anonymous)"
+    return ""

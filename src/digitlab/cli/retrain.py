@@ -27,7 +27,7 @@ import typer
 from rich.table import Table
 
 from digitlab.cli.common import UsageError, console, err_console, friendly_errors, print_table
-from digitlab.cli.feedback import anonymous_line
+from digitlab.cli.feedback import anonymous_note
 from digitlab.config import get_settings
 from digitlab.feedback.policy import HELDOUT, MNIST_TEST, Comparison, Policy, comparison_png, decide
 from digitlab.registry import versions as registry
@@ -108,9 +108,10 @@ def retrain(
     counts = exported.counts
     console.print(
         f"exported {counts['items']} corrections: {counts['train']} to train on, "
-        f"{counts['heldout']} held out ({exported.path})"
+        f"{counts['heldout']} held out ({exported.path})" + anonymous_note(exported.anonymous),
+        highlight=False,
+        soft_wrap=True,
     )
-    console.print(anonymous_line(exported.anonymous), highlight=False)
     if counts["train"] == 0 or counts["heldout"] == 0:
         console.print("not enough corrections to train on and to judge by; nothing to do")
         return
