@@ -229,3 +229,24 @@ def test_anonymous_corrections_are_rate_limited_per_address(
     with make_client(settings_review, anonymous_feedback_per_minute=0) as off:
         r = post_label(off, made[6]["prediction_id"], 1)
     assert r.status_code == 403 and "labeller token" in r.json()["detail"]
+
+
+def test_a_labeller_may_view_and_a_viewer_cookie_is_no_labellers(
+    settings_review: Settings, mnist_test: Split
+) -> None:
+    with make_client(settings_review, viewer_token=VIEWER_TOKEN) as guarded:
+        (made,) = predict(guarded, mnist_test, 1)
+        assert guarded.get("/api/v1/predictions").status_code == 401
+        assert guarded.get("/api/v1/predictions", headers=LABELLER).status_code == 200
+        # Signed in with the viewer token: a viewer's cookie, which labels nothing.
+        signed = guarded.post("/login", data={"token": VIEWER_TOKEN}, follow_redirects=False)
+        assert signed.status_code == 303 and "digitlab_labeller" not in signed.cookies
+        assert guarded.get("/api/v1/review").status_code == 401
+        guarded.cookies.clear()
+        # Signed in with the labeller token: the queue, reads, and labeller corrections.
+        signed = guarded.post("/login", data={"token": LABELLER_TOKEN}, follow_redirects=False)
+        assert signed.status_code == 303 and "digitlab_labeller" in signed.cookies
+        assert guarded.get("/api/v1/review").json()["remaining"] == 1
+        assert guarded.get("/api/v1/predictions").status_code == 200
+        assert post_label(guarded, made["prediction_id"], 2).status_code == 201
+    assert feedback_rows(settings_review) == [(made["prediction_id"], 2, "labeller")]
