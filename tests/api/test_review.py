@@ -250,3 +250,14 @@ def test_a_labeller_may_view_and_a_viewer_cookie_is_no_labellers(
         assert guarded.get("/api/v1/predictions").status_code == 200
         assert post_label(guarded, made["prediction_id"], 2).status_code == 201
     assert feedback_rows(settings_review) == [(made["prediction_id"], 2, "labeller")]
+
+
+def test_the_review_page_sends_strangers_to_login_and_says_when_labelling_is_off(
+    client: TestClient, settings_review: Settings
+) -> None:
+    r = client.get("/review", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Freview"
+    assert client.get("/review", headers=LABELLER).status_code == 200
+    with make_client(settings_review, labeller_token=None) as off:
+        page = off.get("/review")
+    assert page.status_code == 200 and "Labelling is off" in page.text
