@@ -8,11 +8,11 @@ times `review.queue(limit=20)` (exact margins, computed by the database) and
 `review.count_waiting`, median of `--repeat`, beside the baseline of the same run: the
 same waiting inputs ordered by confidence alone (no per-row margin).
 
-Measured on the 2-core VM (shared, loaded), 200,000 rows: queue 868 ms, count 154 ms,
-baseline 85 ms. Most of the queue's time is the latest-prediction and latest-anonymous
-joins over every row, not the margin (a two-step version that skipped the margin for
-rows that cannot make the page was slower); a margin column written with each
-prediction, indexed, would make it a short index scan.
+Measured on the 2-core VM (shared, loaded), 200,000 rows: queue 494 ms, count 146 ms,
+baseline 69 ms (the latest prediction per input found by an anti-join instead of a
+GROUP BY over every prediction took the queue from 860 ms). What is left is mostly the
+latest-anonymous join and the margin of every waiting row; a margin column written with
+each prediction, indexed, would make the queue a short index scan.
 """
 
 from __future__ import annotations
