@@ -41,6 +41,8 @@ from digitlab.store.testing_pg import PostgresServer, free_port
 from harness import SERVICE, fresh_database, start_service
 
 CLI = [sys.executable, "-m", "digitlab"]
+# The corrections are a labeller's: only those train a model (docs/learning-loop.md).
+LABELLER_TOKEN = "bench-labeller-token"
 
 
 def digitlab(*args: str, env: dict[str, str]) -> str:
@@ -60,7 +62,8 @@ def send_and_correct(url: str, population: Split) -> tuple[int, int]:
     """Each digit through POST /api/v1/predict; each wrong answer corrected. Returns
     (sent, corrected)."""
     corrected = 0
-    with httpx.Client(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {LABELLER_TOKEN}"}
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
         for image, label in zip(population.images, population.labels, strict=True):
             answer = client.post("/api/v1/predict", json={"image": png_b64(image)})
             answer.raise_for_status()
@@ -106,6 +109,7 @@ def main() -> None:
             digitlab("train", "--recipe", "fast", env=env)
         before = registry.resolve(trainer)
         os.environ["DIGITLAB_MODEL_DIR"] = str(work / "serving-cache")
+        os.environ["DIGITLAB_LABELLER_TOKEN"] = LABELLER_TOKEN
         port = free_port()
         service = start_service(SERVICE, url, port, work / "serve.log")
         try:

@@ -11,7 +11,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from digitlab.api import errors, health, models, openapi, predict, predictions, responses, schemas
+from digitlab.api import (
+    errors,
+    health,
+    labeller,
+    models,
+    openapi,
+    predict,
+    predictions,
+    responses,
+    review,
+    schemas,
+)
 from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
@@ -59,7 +70,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.state.service = service
     errors.install(app)
     openapi.install(app)
-    for router in (predict.router, predictions.router, models.router):
+    labeller.install(app, settings)  # the limit on anonymous corrections
+    for router in (predict.router, predictions.router, models.router, review.router):
         app.include_router(router)
     app.include_router(health.router)
     web.install(app)  # the pages: /, /history, /models and /static

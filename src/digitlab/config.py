@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,7 +19,11 @@ def _user_cache_dir() -> Path:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="DIGITLAB_", env_file=".env", extra="ignore", protected_namespaces=()
+        env_prefix="DIGITLAB_",
+        env_file=".env",
+        extra="ignore",
+        protected_namespaces=(),
+        populate_by_name=True,  # Settings(labeller_token=...) beside its env aliases
     )
 
     # Each field's description is the settings reference in the docs (generated from
@@ -78,8 +82,16 @@ class Settings(BaseSettings):
     )
     labeller_token: str | None = Field(
         default=None,
+        validation_alias=AliasChoices("DIGITLAB_LABELLER_TOKEN", "DIGITLAB_LABELER_TOKEN"),
         description="Bearer token (or /login password) of the people whose corrections are "
-        "trusted: the review queue and labelling. Unset or empty: nobody is a labeller.",
+        "trusted: the review queue and labelling. Unset or empty: nobody is a labeller. Read "
+        "from DIGITLAB_LABELLER_TOKEN or DIGITLAB_LABELER_TOKEN.",
+    )
+    anonymous_feedback_per_minute: int = Field(
+        default=20,
+        ge=0,
+        description="Anonymous corrections each client address may give per minute (a burst "
+        "of as many, then one every 60/N s); 0: anonymous feedback is off. Per worker process.",
     )
     max_upload_bytes: int = Field(
         default=5 * 1024 * 1024,

@@ -33,6 +33,8 @@ from digitlab.store import db, migrate
 from digitlab.store.testing_pg import PostgresServer
 from tests.conftest import MNIST_DIR
 
+LABELLER_TOKEN = "retrain-labeller-token"
+
 
 @dataclass(frozen=True)
 class Loop:
@@ -64,6 +66,7 @@ def loop(
         model_dir=tmp_path / "models",
         report_dir=tmp_path / "reports",
         database_url=url,
+        labeller_token=LABELLER_TOKEN,
         _env_file=None,  # type: ignore[call-arg]
     )
     shutil.copytree(trained_fast_model.path, settings.model_dir / trained_fast_model.version)
@@ -77,6 +80,7 @@ def loop(
                 feedback = client.post(
                     f"/api/v1/predictions/{answer['prediction_id']}/feedback",
                     json={"label": int(label)},
+                    headers={"Authorization": f"Bearer {LABELLER_TOKEN}"},  # trusted
                 )
                 assert feedback.status_code == 201, feedback.text
                 corrected += 1

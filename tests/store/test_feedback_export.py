@@ -74,7 +74,7 @@ def build(engine: Engine, split: Split) -> Stored:
             )  # fmt: skip
 
         def corrected(pred: int, version: str, guess: int, label: int, hours: int) -> int:
-            fb = crud.record_feedback(s, prediction_id=pred, label=label)
+            fb = crud.record_feedback(s, prediction_id=pred, label=label, source="labeller")
             at(s, fb, hours)
             input_id = s.get_one(Prediction, pred).input_id
             stored.expected[input_id] = (fb, label, version, guess)
@@ -188,6 +188,7 @@ def test_filters_by_feedback_time_and_corrected_version(
         "until": "2026-01-01T09:00:00+00:00",
         "model": None,
         "with_labelled": False,
+        "include_anonymous": False,
     }
     # The twice-corrected input's first correction (hour 1) does not bring it in.
     early = export(engine, tmp_path / "early", until=T0 + timedelta(hours=2))

@@ -1,8 +1,10 @@
-"""Who may do what: the admin token (model activation) and the optional viewer token,
-which guards every read of stored inputs, predictions and feedback.
+"""Who may do what: the admin token (model activation), the optional viewer token,
+which guards every read of stored inputs, predictions and feedback, and the labeller
+token, whose holders' corrections are trusted (see `api/labeller.py`).
 
 Without `DIGITLAB_VIEWER_TOKEN` reads stay open, as on a laptop. With it, a client sends
-`Authorization: Bearer <token>` (the admin token is accepted too: an admin may view), and
+`Authorization: Bearer <token>` (the admin and labeller tokens are accepted too: an admin
+or a labeller may view), and
 a browser signs in once on /login and then carries a cookie holding an expiry and an HMAC
 under the token: never the token itself, and it stops working when the token changes.
 Tokens are compared in constant time; a refused credential is logged with the client's
@@ -27,6 +29,7 @@ from digitlab.config import Settings
 log = logging.getLogger("digitlab.auth")
 
 VIEWER_COOKIE = "digitlab_viewer"
+LABELLER_COOKIE = "digitlab_labeller"
 SESSION_SECONDS = 12 * 3600
 # Declared on the guarded routes so that /docs offers an "Authorize" button; the header
 # itself is read by `viewer_state`, which also takes the browser's cookie.
@@ -63,18 +66,34 @@ def _sign(token: str, message: str) -> str:
     return hmac.new(token.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def session_cookie(token: str, *, now: float | None = None) -> str:
-    """The cookie value that signs a browser in until it expires: `expiry.hmac`."""
+def session_cookie(token: str, *, now: float | None = None, role: str = "viewer") -> str:
+    """The cookie value that signs a browser in until it expires: `expiry.hmac`; the
+    role is in the signed text, so a viewer cookie never passes for a labeller's."""
     expires = int(now if now is not None else time.time()) + SESSION_SECONDS
-    return f"{expires}.{_sign(token, f'digitlab viewer session until {expires}')}"
+    return f"{expires}.{_sign(token, f'digitlab {role} session until {expires}')}"
 
 
-def session_valid(token: str, value: str, *, now: float | None = None) -> bool:
+def session_valid(
+    token: str, value: str, *, now: float | None = None, role: str = "viewer"
+) -> bool:
     expires, _, _ = value.partition(".")
     if not expires.isdigit() or int(expires) <= (now if now is not None else time.time()):
         return False
-    expected = f"{expires}.{_sign(token, f'digitlab viewer session until {expires}')}"
+    expected = f"{expires}.{_sign(token, f'digitlab {role} session until {expires}')}"
     return hmac.compare_digest(value.encode(), expected.encode())
+
+
+def labeller_state(request: Request, settings: Settings) -> Credential:
+    """Like `viewer_state` for the labeller token (bearer) or the labeller's cookie;
+    `open` never: without DIGITLAB_LABELLER_TOKEN nobody is a labeller (`missing`)."""
+    token = settings.labeller_token
+    if not token:
+        return "missing"
+    given = bearer(request.headers.get("authorization"))
+    cookie = request.cookies.get(LABELLER_COOKIE, "")
+    if matches(given, token) or (cookie and session_valid(token, cookie, role="labeller")):
+        return "ok"
+    return "wrong" if given or cookie else "missing"
 
 
 def image_key(token: str, input_id: int) -> str:
@@ -99,6 +118,8 @@ def viewer_state(request: Request, settings: Settings) -> Credential:
     given = bearer(request.headers.get("authorization"))
     cookie = request.cookies.get(VIEWER_COOKIE, "")
     if matches(given, token, settings.admin_token) or (cookie and session_valid(token, cookie)):
+        return "ok"
+    if labeller_state(request, settings) == "ok":  # a labeller may view
         return "ok"
     return "wrong" if given or cookie else "missing"
 

@@ -33,6 +33,17 @@ class Metrics:
             ["label"],
             registry=self.registry,
         )
+        self.feedback = Counter(
+            "digitlab_feedback",
+            "Corrections stored, by source (labeller or anonymous)",
+            ["source"],
+            registry=self.registry,
+        )
+        self.feedback_limited = Counter(
+            "digitlab_feedback_rate_limited",
+            "Anonymous corrections refused with 429 (too many from one client address)",
+            registry=self.registry,
+        )
         self.model = Gauge(
             "digitlab_model_info",
             "The model version serving (value 1)",

@@ -2,7 +2,8 @@
 
 The reads need the viewer credential when `DIGITLAB_VIEWER_TOKEN` is set (see `auth`).
 Feedback stays open: the Recognise page sends it anonymously right after a prediction,
-and it writes a label without revealing anything stored."""
+and it writes a label without revealing anything stored. Only a labeller's (see
+`labeller`) is trusted; anonymous ones are rate-limited per client address."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from digitlab.api.auth import ImageAccessDep, ViewerDep
 from digitlab.api.deps import API_PREFIX, ServiceDep, SessionDep
+from digitlab.api.labeller import FEEDBACK_ERRORS, FeedbackSourceDep
 from digitlab.api.params import (
     VERSION_PATTERN,
     Boolean,
@@ -28,9 +30,10 @@ from digitlab.api.params import (
     utc,
 )
 from digitlab.api.responses import GUARDED, responses
+from digitlab.api.review import store_correction
 from digitlab.api.schemas import FeedbackIn, FeedbackOut, PredictionOut, PredictionPage
 from digitlab.store import crud, db, queries
-from digitlab.store.models import InputData, Prediction
+from digitlab.store.models import InputData
 from digitlab.store.queries import PredictionRecord
 
 # The prefix on the router itself: metrics label requests by the full route path.
@@ -118,16 +121,20 @@ def input_image(input_id: InputId, _access: ImageAccessDep, session: SessionDep)
     "/predictions/{prediction_id}/feedback",
     response_model=FeedbackOut,
     status_code=201,
-    responses=responses(404, 413, 422, 500, 503),
+    responses=FEEDBACK_ERRORS | responses(413, 422, 500, 503),
 )
-def feedback(prediction_id: PredictionId, body: FeedbackIn, service: ServiceDep) -> FeedbackOut:
-    """Record the right answer for a prediction; the latest feedback counts."""
+def feedback(
+    prediction_id: PredictionId,
+    source: FeedbackSourceDep,
+    body: FeedbackIn,
+    service: ServiceDep,
+) -> FeedbackOut:
+    """Record the right answer for a prediction; the latest feedback counts. With the
+    labeller token it is a trusted label; without, an anonymous one (rate-limited)."""
     # Its own transaction, committed before the response goes out.
     with db.transaction(service.engine) as session:
-        found = session.scalars(select(Prediction.id).where(Prediction.id == prediction_id))
-        if found.first() is None:
-            raise HTTPException(404, f"no prediction {prediction_id}")
-        feedback_id = crud.record_feedback(
-            session, prediction_id=prediction_id, label=body.label, note=body.note
+        feedback_id = store_correction(
+            session, prediction_id=prediction_id, label=body.label, note=body.note, source=source
         )
+    service.metrics.feedback.labels(source).inc()
     return FeedbackOut(id=feedback_id, prediction_id=prediction_id, label=body.label)

@@ -1,6 +1,7 @@
 """The feedback loop's commands, registered on the `digitlab` app by cli/main.py:
 
 digitlab feedback export DIR [--since DATE] [--until DATE] [--model VERSION] [--with-labelled]
+                             [--include-anonymous]
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ def export(
     with_labelled: Annotated[
         bool, typer.Option(help="Add inputs that came with a label and have no feedback.")
     ] = False,
+    include_anonymous: Annotated[
+        bool,
+        typer.Option(help="Add anonymous corrections too (anyone's; not checked by a labeller)."),
+    ] = False,
 ) -> None:
     """Write the corrections as MNIST-format files (train / heldout) and a manifest."""
     from digitlab.feedback.export import export as run_export
@@ -62,7 +67,13 @@ def export(
         raise UsageError(f"--since {since} is not before --until {until}")
     engine = open_engine(get_settings().database_url)
     result = run_export(
-        engine, out_dir, since=start, until=end, model=model, with_labelled=with_labelled
+        engine,
+        out_dir,
+        since=start,
+        until=end,
+        model=model,
+        with_labelled=with_labelled,
+        include_anonymous=include_anonymous,
     )
     counts = result.counts
     corrections = len(result.feedback_ids)
@@ -70,7 +81,21 @@ def export(
     what += f", {counts['items'] - corrections} labelled)" if with_labelled else ")"
     console.print(
         f"exported {what}: {counts['train']} train, {counts['heldout']} heldout, to {result.path}"
-        + ("; nothing to train on" if counts["items"] == 0 else ""),
+        + ("; nothing to train on" if counts["items"] == 0 else "")
+        + anonymous_note(result.anonymous),
         highlight=False,
         soft_wrap=True,
     )
+
+
+def anonymous_note(anonymous: dict[str, int]) -> str:
+    """What became of the anonymous corrections, for `export` and `retrain` ("" when
+    there were none)."""
+    if anonymous["left_out"]:
+        return (
+            f"; left out {anonymous['left_out']} anonymous corrections (labellers' only;"
+            " --include-anonymous adds them)"
+        )
+    if anonymous["included"]:
+        return f"; including {anonymous['included']} anonymous corrections (--include-anonymous)"
+    return ""

@@ -3,6 +3,10 @@ evaluation beside the serving model -> promotion only when the policy holds.
 
 digitlab retrain [--since DATE] [--model VERSION] [--epochs N] [--extra-weight W]
                  [--min-gain POINTS] [--max-mnist-drop POINTS] [--no-promote] [--out DIR]
+                 [--include-anonymous]
+
+Only labellers' corrections train unless `--include-anonymous` is given: anyone who
+reaches the service can send an anonymous one (docs/learning-loop.md).
 
 Steps, each leaving a trace: the export (a folder with its manifest), the training (a
 recorded run; the card names the parent and the corrections), the evaluation of both
@@ -23,6 +27,7 @@ import typer
 from rich.table import Table
 
 from digitlab.cli.common import UsageError, console, err_console, friendly_errors, print_table
+from digitlab.cli.feedback import anonymous_note
 from digitlab.config import get_settings
 from digitlab.feedback.policy import HELDOUT, MNIST_TEST, Comparison, Policy, comparison_png, decide
 from digitlab.registry import versions as registry
@@ -66,6 +71,10 @@ def retrain(
     promote: Annotated[bool, typer.Option(help="Promote when the policy holds.")] = True,
     out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed of the fine-tuning.")] = 0,
+    include_anonymous: Annotated[
+        bool,
+        typer.Option(help="Train on anonymous corrections too (anyone's; not checked)."),
+    ] = False,
 ) -> None:
     """Retrain on people's corrections; promote only when the evidence says so."""
     from digitlab.cli.training import run_training  # the recorded training run, as `digitlab train`
@@ -89,11 +98,19 @@ def retrain(
         raise UsageError(f"{serving} is not an MNIST model; retrain works on MNIST models")
     began = time.perf_counter()
     folder = out or settings.report_dir / f"retrain-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    exported = export(engine, folder / "corrections", since=start, model=model)
+    exported = export(
+        engine,
+        folder / "corrections",
+        since=start,
+        model=model,
+        include_anonymous=include_anonymous,
+    )
     counts = exported.counts
     console.print(
         f"exported {counts['items']} corrections: {counts['train']} to train on, "
-        f"{counts['heldout']} held out ({exported.path})"
+        f"{counts['heldout']} held out ({exported.path})" + anonymous_note(exported.anonymous),
+        highlight=False,
+        soft_wrap=True,
     )
     if counts["train"] == 0 or counts["heldout"] == 0:
         console.print("not enough corrections to train on and to judge by; nothing to do")
@@ -123,6 +140,8 @@ def retrain(
         "promote": ok,
         "promoted": ok and promote,
         "reasons": reasons,
+        "include_anonymous": include_anonymous,
+        "anonymous": exported.anonymous,
         "feedback_ids_trained_on": used,
         "seconds": round(time.perf_counter() - began, 1),
     }

@@ -2,10 +2,13 @@
 format of `digitlab.data.corrections` (two IDX parts and a manifest):
 
     digitlab feedback export DIR [--since DATE] [--until DATE] [--model VERSION] [--with-labelled]
+                                 [--include-anonymous]
 
-An input's label is its latest feedback: the newest correction over every prediction
-made for it. The filters then choose which inputs go in (by when that latest feedback
-was given, and by the version whose prediction it corrected), so an export never holds
+An input's label is its latest labeller feedback: the newest labeller correction over
+every prediction made for it. Anonymous corrections (anyone's) go in only with
+`include_anonymous`, and only for inputs no labeller has labelled. The filters then
+choose which inputs go in (by when that latest feedback was given, and by the version
+whose prediction it corrected), so an export never holds
 a label that a newer correction has replaced. The same database and arguments give
 byte-identical files.
 """
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session
 from digitlab.data.corrections import MANIFEST, PARTS, part_of, write_part
 from digitlab.store import db
 from digitlab.store.models import IMAGE_BYTES, Feedback, InputData, ModelRow, Prediction
+from digitlab.store.review import ANONYMOUS, LABELLER
 
 FORMAT = 1
 
@@ -41,6 +45,9 @@ class ExportResult:
     counts: dict[str, int]  # train, heldout, items
     feedback_ids: list[int]
     manifest: dict[str, Any]
+    # Anonymous corrections in the export ("included") and those it left out
+    # ("left_out": inputs only anonymous people corrected; 0 with include_anonymous).
+    anonymous: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Item:
     part: str
     feedback_at: datetime | None
     image: bytes
+    source: str | None = None  # the correction's: labeller or anonymous
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +72,7 @@ class Item:
             "predicted": self.predicted,
             "image_sha256": self.image_sha256,
             "part": self.part,
+            "source": self.source,
         }
 
 
@@ -79,16 +88,37 @@ def iso(moment: datetime | None) -> str | None:
     return found.isoformat() if found is not None else None
 
 
+def latest_per_input(*, include_anonymous: bool) -> Any:
+    """One feedback id per corrected input: its latest labeller correction; with
+    `include_anonymous`, for inputs without one, its latest anonymous correction. A
+    labeller's label always wins over anyone's, however much newer theirs is."""
+
+    def latest(source: str) -> Any:
+        return (
+            select(func.max(Feedback.id).label("feedback_id"), Prediction.input_id)
+            .join(Prediction, Prediction.id == Feedback.prediction_id)
+            .where(Feedback.source == source)
+            .group_by(Prediction.input_id)
+        )
+
+    trusted = latest(LABELLER)
+    if not include_anonymous:
+        return trusted.subquery()
+    labelled = trusted.subquery()
+    anyone = latest(ANONYMOUS).where(Prediction.input_id.not_in(select(labelled.c.input_id)))
+    return trusted.union_all(anyone).subquery()
+
+
 def corrected_items(
-    session: Session, *, since: datetime | None, until: datetime | None, model: str | None
+    session: Session,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    model: str | None,
+    include_anonymous: bool = False,
 ) -> list[Item]:
-    """Every input with feedback, labelled by its latest one, filtered on that one."""
-    latest = (
-        select(func.max(Feedback.id).label("feedback_id"))
-        .join(Prediction, Prediction.id == Feedback.prediction_id)
-        .group_by(Prediction.input_id)
-        .subquery()
-    )
+    """Every input with a correction that counts, labelled by it, filtered on it."""
+    latest = latest_per_input(include_anonymous=include_anonymous)
     query = (
         select(Feedback, Prediction.label, ModelRow.version, InputData)
         .join(latest, latest.c.feedback_id == Feedback.id)
@@ -114,16 +144,31 @@ def corrected_items(
             part=part_of(row.sha256),
             feedback_at=utc(fb.created_at),
             image=row.image,
+            source=fb.source,
         )
         for fb, predicted, version, row in session.execute(query)
     ]
 
 
+def anonymous_left_out(session: Session) -> int:
+    """Inputs whose only corrections are anonymous: what `include_anonymous` would add."""
+    counts = [
+        session.scalar(select(func.count()).select_from(latest_per_input(include_anonymous=a)))
+        for a in (True, False)
+    ]
+    return int(counts[0] or 0) - int(counts[1] or 0)
+
+
 def labelled_items(
     session: Session, *, since: datetime | None, until: datetime | None
 ) -> list[Item]:
-    """Inputs that came with a trusted label and have no feedback, by when they came."""
-    corrected = select(Prediction.input_id).join(Feedback, Feedback.prediction_id == Prediction.id)
+    """Inputs that came with a trusted label and have no labeller feedback, by when they
+    came (their anonymous corrections, if any, do not count against that label)."""
+    corrected = (
+        select(Prediction.input_id)
+        .join(Feedback, Feedback.prediction_id == Prediction.id)
+        .where(Feedback.source == LABELLER)
+    )
     query = (
         select(InputData)
         .where(InputData.label.is_not(None), InputData.id.not_in(corrected))
@@ -177,10 +222,12 @@ def export(
     until: datetime | None = None,
     model: str | None = None,
     with_labelled: bool = False,
+    include_anonymous: bool = False,
 ) -> ExportResult:
-    """Write the corrections (and with `with_labelled` the labelled inputs without any)
-    to `out_dir`, which must not exist or be empty; `since` is inclusive, `until`
-    exclusive. The folder appears whole or not at all."""
+    """Write the labellers' corrections (with `include_anonymous` also anonymous ones,
+    where no labeller labelled the input; with `with_labelled` the labelled inputs
+    without any) to `out_dir`, which must not exist or be empty; `since` is inclusive,
+    `until` exclusive. The folder appears whole or not at all."""
     since, until = utc(since), utc(until)
     check_target(out_dir)
     with db.transaction(engine) as session:
@@ -189,7 +236,10 @@ def export(
             and session.scalar(select(ModelRow.id).where(ModelRow.version == model)) is None
         ):
             raise ExportError(f"no model version {model!r} in the database")
-        items = corrected_items(session, since=since, until=until, model=model)
+        items = corrected_items(
+            session, since=since, until=until, model=model, include_anonymous=include_anonymous
+        )
+        left_out = 0 if include_anonymous else anonymous_left_out(session)
         if with_labelled:
             extra = labelled_items(session, since=since, until=until)
             items = sorted(items + extra, key=lambda i: i.input_id)
@@ -200,6 +250,7 @@ def export(
     times = [i.feedback_at for i in items if i.feedback_at is not None]
     feedback_ids = sorted(i.feedback_id for i in items if i.feedback_id is not None)
     counts = {part: sum(i.part == part for i in items) for part in PARTS} | {"items": len(items)}
+    anonymous = {"included": sum(i.source == ANONYMOUS for i in items), "left_out": left_out}
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "filters": {
@@ -207,9 +258,11 @@ def export(
             "until": iso(until),
             "model": model,
             "with_labelled": with_labelled,
+            "include_anonymous": include_anonymous,
         },
         "time_range": [iso(min(times)), iso(max(times))] if times else None,
         "counts": counts,
+        "anonymous": anonymous,
         "feedback_ids": feedback_ids,
         "items": [i.to_json() for i in items],
     }
@@ -226,4 +279,10 @@ def export(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ExportResult(path=out_dir, counts=counts, feedback_ids=feedback_ids, manifest=manifest)
+    return ExportResult(
+        path=out_dir,
+        counts=counts,
+        feedback_ids=feedback_ids,
+        manifest=manifest,
+        anonymous=anonymous,
+    )

@@ -137,11 +137,17 @@ def record_prediction(
 
 
 def record_feedback(
-    session: Session, *, prediction_id: int, label: int, note: str | None = None
+    session: Session,
+    *,
+    prediction_id: int,
+    label: int,
+    note: str | None = None,
+    source: str = "anonymous",
 ) -> int:
-    """A person's correction of a prediction; the latest one counts."""
+    """A person's correction of a prediction, unchecked against what is stored (the
+    service uses `review.record_correction`); the latest one counts."""
     check_label(label)
-    row = Feedback(prediction_id=prediction_id, label=label, note=note)
+    row = Feedback(prediction_id=prediction_id, label=label, note=note, source=source)
     session.add(row)
     session.flush()
     return row.id

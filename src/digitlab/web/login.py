@@ -1,4 +1,5 @@
-"""Signing a browser in to see stored data, when `DIGITLAB_VIEWER_TOKEN` is set.
+"""Signing a browser in to see stored data, when `DIGITLAB_VIEWER_TOKEN` is set, or to
+label as a labeller with `DIGITLAB_LABELLER_TOKEN` (a labeller may also view).
 
 GET /login shows a form for the token; POST /login checks it and sets an HttpOnly,
 SameSite=Strict cookie holding a signed expiry (see `auth.session_cookie`), then goes on
@@ -57,6 +58,14 @@ def login_form(
     return render(request, "login.html", "login", next=safe_next(next_path), error=None)
 
 
+async def require_labeller_page(request: Request, settings: SettingsDep) -> None:
+    if settings.labeller_token and auth.labeller_state(request, settings) != "ok":
+        raise LoginRequiredError(request.url.path)
+
+
+LabellerPageDep = Annotated[None, Depends(require_labeller_page)]
+
+
 @router.post("/login", response_class=HTMLResponse)
 def login(
     request: Request,
@@ -65,6 +74,8 @@ def login(
     next_path: Annotated[str, Form(alias="next")] = DEFAULT_NEXT,
 ) -> Response:
     target = safe_next(next_path)
+    if auth.matches(token, settings.labeller_token):
+        return signed_in(request, target, auth.LABELLER_COOKIE, settings.labeller_token, "labeller")
     if not settings.viewer_token:
         return RedirectResponse(target, status_code=303)  # nothing is guarded
     if not auth.matches(token, settings.viewer_token, settings.admin_token):
@@ -73,10 +84,19 @@ def login(
         page = render(request, "login.html", "login", status_code=401, next=target, error=error)
         page.headers["WWW-Authenticate"] = "Bearer"  # a 401 names its scheme (RFC 9110)
         return page
+    return signed_in(request, target, auth.VIEWER_COOKIE, settings.viewer_token, "viewer")
+
+
+def signed_in(
+    request: Request, target: str, cookie: str, token: str | None, role: str
+) -> RedirectResponse:
+    """On to `target` with the role's session cookie (SameSite=Strict: another site's
+    form cannot post a label with it)."""
+    assert token  # the caller matched it
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        auth.VIEWER_COOKIE,
-        auth.session_cookie(settings.viewer_token),
+        cookie,
+        auth.session_cookie(token, role=role),
         max_age=auth.SESSION_SECONDS,
         path="/",
         httponly=True,
@@ -89,7 +109,8 @@ def login(
 @router.post("/logout")
 def logout() -> RedirectResponse:
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(auth.VIEWER_COOKIE, path="/", httponly=True, samesite="strict")
+    for cookie in (auth.VIEWER_COOKIE, auth.LABELLER_COOKIE):
+        response.delete_cookie(cookie, path="/", httponly=True, samesite="strict")
     return response
 
 

@@ -21,7 +21,7 @@ from digitlab.evaluation import plots
 from digitlab.feedback.policy import HELDOUT
 from digitlab.registry import versions as registry
 from digitlab.store import db, lineage, queries
-from digitlab.web import login
+from digitlab.web import login, review
 from digitlab.web.login import ViewerPageDep
 from digitlab.web.render import HERE, render
 
@@ -190,5 +190,6 @@ def confusion(service: ServiceDep, version: str) -> FileResponse:
 def install(app: FastAPI) -> None:
     """Add the pages, the sign-in page and their static files to the API's app."""
     app.include_router(router)
+    review.install(app)
     login.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
