@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from digitlab.api import errors, health, models, predict, predictions, schemas
+from digitlab.api import errors, health, models, monitor, predict, predictions, runs, schemas
 from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
@@ -20,7 +20,9 @@ from digitlab.inference.predictor import Predictor
 from digitlab.registry import versions as registry
 from digitlab.registry.database import Watcher
 from digitlab.store.artifacts import in_database
+from digitlab.web import monitor as monitor_page
 from digitlab.web import pages as web
+from digitlab.web import runs as runs_page
 
 log = logging.getLogger("digitlab.api")
 
@@ -55,10 +57,13 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     )
     app.state.service = service
     errors.install(app)
-    for router in (predict.router, predictions.router, models.router):
+    for router in (predict.router, predictions.router, models.router, monitor.router, runs.router):
         app.include_router(router)
     app.include_router(health.router)
     web.install(app)  # the pages: /, /history, /models and /static
+    app.include_router(monitor_page.router)
+    app.include_router(runs_page.router)
+    monitor.install_gauge(service)  # digitlab_drift_psi on /metrics
     # The reference API's path, so its clients work unchanged.
     app.add_api_route(
         "/predict",

@@ -1,0 +1,134 @@
+"""The monitor's reads: what a model version answered over a time window, aggregated in
+SQL so that a million stored predictions cost one pass over an index, not a million
+rows sent to Python.
+
+- `window_counts`: per version, predictions by predicted label and confidence bin;
+- `trusted_counts`: per version, predictions whose latest correction came from a
+  labeller, by the labeller's label and whether the model agreed;
+- `waiting_for_review`: stored inputs without any labeller correction.
+
+Confidence bins are a CASE over `CONFIDENCE_EDGES`, plain SQL that PostgreSQL and SQLite
+both run. Migration 0006 adds the indexes these queries use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from digitlab.store.models import Feedback, InputData, ModelRow, Prediction
+
+# Bin k holds confidences in [EDGES[k-1], EDGES[k]); the first starts at 0 and the last
+# ends at 1. Fine near 1 because a good model answers most digits above 0.99: evenly
+# spaced bins would put nearly everything in one and see no shift.
+CONFIDENCE_EDGES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+BINS = len(CONFIDENCE_EDGES) + 1
+LABELLER = "labeller"
+
+
+def confidence_bin(value: float) -> int:
+    """The bin of one confidence, as the SQL below computes it."""
+    return sum(value >= edge for edge in CONFIDENCE_EDGES)
+
+
+@dataclass
+class WindowCounts:
+    """One version's predictions in a window: counts[label][bin]."""
+
+    counts: list[list[int]] = field(default_factory=lambda: [[0] * BINS for _ in range(10)])
+
+    @property
+    def requests(self) -> int:
+        return sum(map(sum, self.counts))
+
+    @property
+    def by_label(self) -> list[int]:
+        return [sum(row) for row in self.counts]
+
+    @property
+    def by_bin(self) -> list[int]:
+        return [sum(row[b] for row in self.counts) for b in range(BINS)]
+
+
+@dataclass
+class TrustedCounts:
+    """One version's predictions with a trusted label: per true label, how many and how
+    many the model got right."""
+
+    labelled: list[int] = field(default_factory=lambda: [0] * 10)
+    correct: list[int] = field(default_factory=lambda: [0] * 10)
+
+
+def model_ids(session: Session, versions: list[str]) -> dict[str, int]:
+    """version -> id in `models`, for the versions registered there."""
+    rows = session.execute(
+        select(ModelRow.version, ModelRow.id).where(ModelRow.version.in_(versions))
+    )
+    return {str(version): int(model_id) for version, model_id in rows.all()}
+
+
+def window_counts(
+    session: Session, *, model_ids: list[int], since: datetime
+) -> dict[int, WindowCounts]:
+    """model id -> its predictions made at or after `since`, by label and confidence bin."""
+    # The bin index is counted from the highest edge down, one WHEN per edge.
+    bin_expr = case(
+        *[
+            (Prediction.confidence >= edge, k + 1)
+            for k, edge in reversed(list(enumerate(CONFIDENCE_EDGES)))
+        ],
+        else_=0,
+    ).label("bin")
+    query = (
+        select(Prediction.model_id, Prediction.label, bin_expr, func.count())
+        .where(Prediction.model_id.in_(model_ids), Prediction.created_at >= since)
+        .group_by(Prediction.model_id, Prediction.label, bin_expr)
+    )
+    found = {model_id: WindowCounts() for model_id in model_ids}
+    for model_id, label, bin_no, n in session.execute(query):
+        found[model_id].counts[label][bin_no] += n
+    return found
+
+
+def _latest_feedback_is_labellers() -> tuple[Any, ColumnElement[bool]]:
+    """An alias of feedback and the condition that it is the latest correction of its
+    prediction and a labeller's (a later anonymous one makes the label untrusted)."""
+    later = aliased(Feedback)
+    latest = aliased(Feedback)
+    newer = exists().where(later.prediction_id == latest.prediction_id, later.id > latest.id)
+    return latest, and_(latest.source == LABELLER, ~newer)
+
+
+def trusted_counts(
+    session: Session, *, model_ids: list[int], since: datetime
+) -> dict[int, TrustedCounts]:
+    """model id -> its predictions made at or after `since` whose latest correction is a
+    labeller's, by that label, with how many the model predicted the same."""
+    latest, trusted = _latest_feedback_is_labellers()
+    right = case((latest.label == Prediction.label, 1), else_=0)
+    query = (
+        select(Prediction.model_id, latest.label, func.count(), func.sum(right))
+        .join(latest, latest.prediction_id == Prediction.id)
+        .where(Prediction.model_id.in_(model_ids), Prediction.created_at >= since, trusted)
+        .group_by(Prediction.model_id, latest.label)
+    )
+    found = {model_id: TrustedCounts() for model_id in model_ids}
+    for model_id, label, n, correct in session.execute(query):
+        found[model_id].labelled[label] += n
+        found[model_id].correct[label] += int(correct or 0)
+    return found
+
+
+def waiting_for_review(session: Session) -> int:
+    """Stored inputs that no labeller has labelled yet (through any of their predictions)."""
+    labelled = (
+        select(Prediction.id)
+        .join(Feedback, Feedback.prediction_id == Prediction.id)
+        .where(Prediction.input_id == InputData.id, Feedback.source == LABELLER)
+    )
+    query = select(func.count()).select_from(InputData).where(~labelled.exists())
+    return int(session.scalar(query) or 0)
