@@ -115,6 +115,7 @@ def build(
 ) -> MonitorOut:
     since = (now or datetime.now(UTC)) - WINDOWS[window]
     versions = monitored_versions(settings, session)
+    store.prefer_index_probes(session)
     ids = store.model_ids(session, [v for v, _ in versions])
     counts = store.window_counts(session, model_ids=list(ids.values()), since=since)
     trusted = store.trusted_counts(session, model_ids=list(ids.values()), since=since)
