@@ -147,6 +147,7 @@ def main() -> None:
     for name in WINDOWS:
         ratio = bare[name] / indexed[name]
         print(f"{name:>6} {indexed[name]:8.1f} ms {bare[name]:8.1f} ms {ratio:8.1f}x")
+    print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     verdict = "met" if indexed["week"] <= GOAL_MS else "MISSED"
     print(f"goal: week window <= {GOAL_MS:.0f} ms: {verdict} ({indexed['week']:.1f} ms)")
 
