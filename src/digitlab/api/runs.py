@@ -1,6 +1,6 @@
 """Recorded training runs (behind the viewer token): `GET /api/v1/runs` lists them with
-their lineage, `GET /api/v1/runs/compare?id=1&id=2` puts two or more side by side with
-their per-epoch curves and the config keys on which they differ."""
+their lineage; `GET /api/v1/runs?id=1&id=2` puts the runs named side by side with their
+per-epoch curves and the config keys on which they differ."""
 
 from __future__ import annotations
 
@@ -55,15 +55,17 @@ class EpochOut(BaseModel):
 
 class RunDetail(RunOut):
     config: dict[str, Any]
-    epochs: list[EpochOut]
+    epochs: list[EpochOut] = Field(description="Per epoch and member; only for runs asked by id")
 
 
-class Comparison(BaseModel):
+class RunsOut(BaseModel):
     runs: list[RunDetail]
     differing: list[str] = Field(description="Config keys whose values differ between the runs")
 
 
-def run_rows(session: Session, records: list[runs.RunRecord]) -> list[dict[str, Any]]:
+def run_rows(
+    session: Session, records: list[runs.RunRecord], *, epochs: bool = True
+) -> list[dict[str, Any]]:
     corrections = run_lineage.corrections_by_version(
         session, [r.model_version for r in records if r.model_version]
     )
@@ -88,7 +90,7 @@ def run_rows(session: Session, records: list[runs.RunRecord]) -> list[dict[str, 
                 "corrections": corrections.get(r.model_version or "", 0),
                 "error": r.error,
                 "config": r.config,
-                "epochs": [dataclasses.asdict(e) for e in r.epochs],
+                "epochs": [dataclasses.asdict(e) for e in r.epochs] if epochs else [],
             }
         )
     return out
@@ -102,41 +104,37 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({repr(c.get(k, missing)) for c in configs}) > 1]
 
 
-@router.get("/runs", response_model=list[RunOut], responses=GUARDED)
+@router.get("/runs", response_model=RunsOut, responses=GUARDED)
 def list_runs(
-    _viewer: ViewerDep,
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first")] = 50,
-    status: Annotated[str | None, Query(description="Only runs that ended so")] = None,
-) -> list[dict[str, Any]]:
-    """Recorded training runs, newest first, with recipe, dataset, status, duration,
-    accuracy and lineage (parent version, corrections used)."""
-    if status is not None and status not in RUN_STATUSES:
-        raise HTTPException(422, f"status must be one of {', '.join(RUN_STATUSES)}")
-    return run_rows(session, runs.list_runs(session, limit=limit, status=status))
-
-
-@router.get(
-    "/runs/compare",
-    response_model=Comparison,
-    responses=GUARDED | {404: {"description": "A run id is unknown"}},
-)
-def compare_runs(
-    _viewer: ViewerDep,
+    _viewer: ViewerDep,  # first: checked before a transaction is opened
     session: SessionDep,
     run_id: Annotated[
-        list[int],
-        Query(alias="id", description=f"Two to {MAX_COMPARED} run ids"),
-    ],
+        list[int] | None,
+        Query(
+            alias="id",
+            description=f"Compare these runs (up to {MAX_COMPARED}): their epochs are included"
+            " and the config keys that differ listed",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first")] = 50,
+    status: Annotated[str | None, Query(description="Only runs that ended so")] = None,
 ) -> dict[str, Any]:
-    """Two or more runs side by side: their configs, per-epoch curves, and the config
-    keys that differ."""
+    """Recorded training runs, newest first, with recipe, dataset, status, duration,
+    accuracy, config and lineage (parent version, corrections used); or, with `id`, the
+    runs named, side by side with their per-epoch curves."""
+    if status is not None and status not in RUN_STATUSES:
+        raise HTTPException(422, f"status must be one of {', '.join(RUN_STATUSES)}")
+    if not run_id:
+        records = runs.list_runs(session, limit=limit, status=status)
+        return {"runs": run_rows(session, records, epochs=False), "differing": []}
     ids = list(dict.fromkeys(run_id))  # the order given, each once
-    if not 2 <= len(ids) <= MAX_COMPARED:
-        raise HTTPException(422, f"compare 2 to {MAX_COMPARED} different runs (id=1&id=2)")
+    if len(ids) > MAX_COMPARED:
+        raise HTTPException(422, f"compare at most {MAX_COMPARED} runs at a time")
     try:
         records = runs.get_runs(session, ids=ids)
     except ValueError as exc:  # names the missing id
         raise HTTPException(404, str(exc)) from None
-    details = run_rows(session, records)
-    return {"runs": details, "differing": differing_keys([r.config for r in records])}
+    return {
+        "runs": run_rows(session, records),
+        "differing": differing_keys([r.config for r in records]),
+    }
