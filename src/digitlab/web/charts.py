@@ -7,6 +7,7 @@ description for screen readers, and the pages put the numbers in a table beside 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -29,10 +30,22 @@ def _svg(body: str, title: str, description: str) -> Markup:
     )
 
 
-def _axes(y_max: float, y_format: str, ticks: int = 4) -> str:
+def nice_top(value: float, ticks: int = 4) -> float:
+    """The smallest round axis top (4 ticks of 1, 2, 2.5 or 5 times a power of ten) at
+    or above `value`, so the tick labels read 0%, 5%, 10%... rather than 0%, 4%, 7%."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value / ticks))
+    for step in (1, 2, 2.5, 5, 10):
+        if step * power * ticks >= value:
+            return step * power * ticks
+    return 10 * power * ticks
+
+
+def _axes(y_max: float, y_format: str, ticks: int = 4, y_min: float = 0.0) -> str:
     parts = []
     for i in range(ticks + 1):
-        value = y_max * i / ticks
+        value = y_min + (y_max - y_min) * i / ticks
         y = TOP + (H - TOP - BOTTOM) * (1 - i / ticks)
         parts.append(
             f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
@@ -52,8 +65,7 @@ def paired_bars(
     reference_name: str = "reference",
 ) -> Markup:
     """Shares (0..1) per category: the live bar, and the reference bar beside it."""
-    y_max = max([*live, *(reference or []), 0.01])
-    y_max = min(1.0, y_max * 1.1)
+    y_max = nice_top(max([*live, *(reference or []), 0.01]))
     plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
     slot = plot_w / len(labels)
     bar = slot * (0.38 if reference else 0.7)
@@ -111,17 +123,19 @@ def lines(
             "no data",
         )
     x_min, x_max = min(p[0] for p in points), max(p[0] for p in points)
-    y_min, y_max = min(0.0, min(p[1] for p in points)), max(p[1] for p in points) or 1.0
+    # Zoomed to the data: accuracies of 0.95-0.99 drawn from 0 would be one flat line.
+    low, high = min(p[1] for p in points), max(p[1] for p in points)
+    pad = (high - low) * 0.1 or max(abs(high) * 0.01, 0.01)
+    y_min, y_top = max(0.0, low - pad) if low >= 0 else low - pad, high + pad
     span_x = (x_max - x_min) or 1.0
     plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
-    y_top = y_max * 1.05 if y_max > 0 else 1.0
 
     def xy(x: float, y: float) -> str:
         px = LEFT + plot_w * (x - x_min) / span_x
         py = TOP + plot_h * (1 - (y - y_min) / (y_top - y_min))
         return f"{px:.1f},{py:.1f}"
 
-    parts = [_axes(y_top, y_format)]
+    parts = [_axes(y_top, y_format, y_min=y_min)]
     for tick in sorted({int(p[0]) for p in points}):
         x = LEFT + plot_w * (tick - x_min) / span_x
         parts.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">{tick}</text>')

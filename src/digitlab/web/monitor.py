@@ -22,10 +22,15 @@ router = APIRouter(include_in_schema=False)
 
 
 def bin_names(edges: list[float]) -> list[str]:
-    """'<0.5', '0.5-0.7', ..., '≥0.999': the confidence bins' labels."""
+    """'<0.5', '0.5-0.7', ..., '≥0.999': the confidence bins' labels, for the tables."""
     names = [f"<{edges[0]:g}"]
     names += [f"{lo:g}-{hi:g}" for lo, hi in itertools.pairwise(edges)]
     return [*names, f"≥{edges[-1]:g}"]
+
+
+def short_bin_names(edges: list[float]) -> list[str]:
+    """'<.5', '.5', '.7', ...: each bin by its lower edge, short enough for a chart axis."""
+    return [f"<{edges[0]:g}".replace("0.", "."), *(f"{e:g}".replace("0.", ".") for e in edges)]
 
 
 @router.get("/monitor", response_class=HTMLResponse)
@@ -56,7 +61,7 @@ def monitor_page(
                     reference_name="training",
                 ),
                 "confidence_chart": charts.paired_bars(
-                    names,
+                    short_bin_names(report.confidence_edges) if report else [],
                     [c / v.requests if v.requests else 0.0 for c in v.confidence_counts],
                     v.reference_confidence,
                     title=f"Confidence of {v.version} vs the test set",
