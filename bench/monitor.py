@@ -99,11 +99,8 @@ def vacuum(engine: Engine) -> None:
 def monitor_queries(engine: Engine, ids: list[int], since: datetime) -> int:
     """What `GET /api/v1/monitor` asks the store; returns the requests counted."""
     with db.transaction(engine) as session:
-        store.prefer_index_probes(session)  # as monitor_report.build does
-        counts = store.window_counts(session, model_ids=ids, since=since)
-        store.trusted_counts(session, model_ids=ids, since=since)
-        store.waiting_for_review(session)
-    return sum(c.requests for c in counts.values())
+        found = store.read(session, model_ids=ids, since=since)
+    return sum(c.requests for c in found.counts.values())
 
 
 def measure(engine: Engine, ids: list[int], now: datetime, repeat: int) -> dict[str, float]:
@@ -125,9 +122,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(
-        f"{args.rows:,} predictions on PostgreSQL, {os.cpu_count()} cores, median of {args.repeat}"
-    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{args.rows:,} predictions on PostgreSQL, {os.cpu_count()} cores (load {load}),")
+    print(f"median of {args.repeat}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     with PostgresServer.start() as pg:
         engine = db.make_engine(pg.create_database("bench_monitor"))
         migrate.upgrade(engine)

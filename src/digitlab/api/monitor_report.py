@@ -115,10 +115,9 @@ def build(
 ) -> MonitorOut:
     since = (now or datetime.now(UTC)) - WINDOWS[window]
     versions = monitored_versions(settings, session)
-    store.prefer_index_probes(session)
     ids = store.model_ids(session, [v for v, _ in versions])
-    counts = store.window_counts(session, model_ids=list(ids.values()), since=since)
-    trusted = store.trusted_counts(session, model_ids=list(ids.values()), since=since)
+    found = store.read(session, model_ids=list(ids.values()), since=since)
+    counts, trusted = found.counts, found.trusted
     out = []
     for version, role in versions:
         card = _card(settings, version)
@@ -160,6 +159,6 @@ def build(
         since=since,
         drift_threshold=drift.PSI_THRESHOLD,
         confidence_edges=list(store.CONFIDENCE_EDGES),
-        waiting_for_review=store.waiting_for_review(session),
+        waiting_for_review=found.waiting,
         versions=out,
     )

@@ -141,3 +141,21 @@ def prefer_index_probes(session: Session) -> None:
     all of them to hash-join ten thousand corrections."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL random_page_cost = 1.1"))
+
+
+@dataclass(frozen=True)
+class MonitorRead:
+    counts: dict[int, WindowCounts]
+    trusted: dict[int, TrustedCounts]
+    waiting: int
+
+
+def read(session: Session, *, model_ids: list[int], since: datetime) -> MonitorRead:
+    """Everything the monitor asks of the store for one window, in this order: the
+    window counts planned with the default costs (a week of a busy service is most of
+    the table, which a sequential scan reads faster than the index), then the labelled
+    few planned for index probes."""
+    counts = window_counts(session, model_ids=model_ids, since=since)
+    prefer_index_probes(session)
+    trusted = trusted_counts(session, model_ids=model_ids, since=since)
+    return MonitorRead(counts, trusted, waiting_for_review(session))
