@@ -167,9 +167,8 @@ def main() -> None:
         bare_cpu = server_cpu(url, ids, now, args.repeat)
         engine.dispose()
     print("wall time (median) and the server's CPU time per call (one backend, mean):")
-    print(
-        f"{'window':>6} {'indexed':>10} {'no index':>10} {'ratio':>6}   {'CPU idx':>8} {'CPU none':>9}"
-    )
+    head = ("window", "indexed", "no index", "ratio", "CPU idx", "CPU none")
+    print("{:>6} {:>10} {:>10} {:>6}   {:>8} {:>9}".format(*head))
     for name in WINDOWS:
         ratio = bare[name] / indexed[name]
         print(
