@@ -107,6 +107,7 @@ def test_the_drift_score_rises_after_rotated_digits(
     expect(page.locator("#requests-serving")).to_have_text("1000")
     after = drift_score(page)
     assert after > before and after > 0.2, (before, after)
+    print(f"drift score: {before:.3f} upright, {after:.3f} after the rotated batch")
     expect(page.locator(".stat.alert")).to_contain_text("the inputs have shifted")
     expect(page.locator("#accuracy-serving")).to_contain_text("%")
     expect(page.locator("#waiting")).to_have_text("880")  # 1000 inputs, 120 labelled
