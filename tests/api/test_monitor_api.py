@@ -103,3 +103,23 @@ def test_the_gauge_leaves_out_versions_with_few_predictions(
     send(client, mnist_test.images[: monitor.MIN_FOR_DRIFT - 1])
     assert "digitlab_drift_psi{" not in client.get("/metrics").text
     assert "# TYPE digitlab_drift_psi gauge" in client.get("/metrics").text
+
+
+def test_the_pages_render_with_no_rows_and_with_one(client: TestClient, mnist_test: Split) -> None:
+    for path, words in [("/monitor", "no predictions"), ("/runs", "No training runs recorded")]:
+        r = client.get(path)
+        assert r.status_code == 200 and words in r.text, path
+    send(client, mnist_test.images[:1])
+    r = client.get("/monitor?window=week")
+    assert r.status_code == 200 and "too few predictions to judge" in r.text
+    assert r.text.count("<svg") == 4  # two charts for each of the two versions
+    r = client.get("/runs?id=5")
+    assert r.status_code == 200 and "Tick at least two runs" in r.text
+    r = client.get("/runs?id=5&id=6")
+    assert r.status_code == 200 and "no run with id 5, 6" in r.text
+
+
+def test_openapi_declares_the_new_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"401", "422"} <= set(paths["/api/v1/monitor"]["get"]["responses"])
+    assert "401" in paths["/api/v1/runs"]["get"]["responses"]
