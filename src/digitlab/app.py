@@ -16,11 +16,13 @@ from digitlab.api import (
     health,
     labeller,
     models,
+    monitor,
     openapi,
     predict,
     predictions,
     responses,
     review,
+    runs,
     schemas,
 )
 from digitlab.api.body_limit import BodyLimitMiddleware
@@ -31,7 +33,9 @@ from digitlab.inference.predictor import Predictor
 from digitlab.registry import versions as registry
 from digitlab.registry.database import Watcher
 from digitlab.store.artifacts import in_database
+from digitlab.web import monitor as monitor_page
 from digitlab.web import pages as web
+from digitlab.web import runs as runs_page
 
 log = logging.getLogger("digitlab.api")
 
@@ -71,10 +75,14 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     errors.install(app)
     openapi.install(app)
     labeller.install(app, settings)  # the limit on anonymous corrections
-    for router in (predict.router, predictions.router, models.router, review.router):
+    routers = (predict.router, predictions.router, models.router, review.router)
+    for router in (*routers, monitor.router, runs.router):
         app.include_router(router)
     app.include_router(health.router)
     web.install(app)  # the pages: /, /history, /models and /static
+    app.include_router(monitor_page.router)
+    app.include_router(runs_page.router)
+    monitor.install_gauge(service)  # digitlab_drift_psi on /metrics
     # The reference API's path, so its clients work unchanged.
     app.add_api_route(
         "/predict",

@@ -20,8 +20,10 @@ GUARDED_API = {
     ("GET", "/api/v1/predictions"),
     ("GET", "/api/v1/predictions/{prediction_id}"),
     ("GET", "/api/v1/inputs/{input_id}/image.png"),  # or the key from the prediction
+    ("GET", "/api/v1/monitor"),
+    ("GET", "/api/v1/runs"),
 }
-GUARDED_PAGES = {("GET", "/history")}  # redirects to /login
+GUARDED_PAGES = {("GET", "/history"), ("GET", "/monitor"), ("GET", "/runs")}  # to /login
 ADMIN = {("POST", "/api/v1/models/{version}/activate")}
 # The labeller token (tests/api/test_review.py); the page redirects to /login.
 LABELLER = {

@@ -24,6 +24,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from digitlab.config import Settings
 from digitlab.data import Split, load_split
+from digitlab.evaluation import drift
 from digitlab.evaluation.report import confusion_matrix
 from digitlab.ml.export import (
     INPUT_NAME,
@@ -89,6 +90,7 @@ def test_metrics(result: FitResult, test: Split, staging: Path) -> dict[str, Any
     # In the card, so the Models page can draw it where the test set is not at hand
     # (the api container has no MNIST files).
     metrics["test_confusion"] = confusion_matrix(test.labels, served.argmax(1)).tolist()
+    metrics |= drift.confidence_reference(served)  # the monitor's reference
     return metrics
 
 
@@ -110,6 +112,7 @@ def build_card(
         "dataset": {
             "name": cfg.dataset,
             "train_size": result.train_size,  # extra images' copies included
+            "class_counts": drift.class_counts(train.labels),  # the monitor's training mix
             "checksums": train.checksums | test.checksums,  # the dataset's files only
         },
         "lineage": lineage(sources or Sources(), cfg, result.extra_samples),

@@ -139,6 +139,8 @@ class Prediction(Base):
     __table_args__ = (
         CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),
         CheckConstraint("confidence BETWEEN 0 AND 1", name="confidence_range"),
+        # The monitor's window query reads only this index (migration 0006).
+        Index("ix_predictions_monitor", "model_id", "created_at", "label", "confidence"),
     )
 
 
@@ -161,6 +163,8 @@ class Feedback(Base):
     __table_args__ = (
         CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),
         CheckConstraint("source IN ('labeller', 'anonymous')", name="source_known"),
+        # The labeller corrections: trusted accuracy and the review count (migration 0006).
+        Index("ix_feedback_source_prediction_id", "source", "prediction_id"),
     )
 
 
