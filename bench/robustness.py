@@ -114,14 +114,21 @@ def accuracy(
     return float((model.probabilities(digits).argmax(1) == labels).mean())
 
 
-def plot(results: dict[str, dict[str, list[float]]], names: list[str], path: Path) -> None:
+def plot(
+    results: dict[str, dict[str, list[float]]],
+    names: list[str],
+    path: Path,
+    overall: dict[str, dict[str, float]],
+) -> None:
+    """A panel per shift (accuracy against strength, a line per model, one scale for
+    all), and a last panel of bars: MNIST test, canvas, mean over the shifted sets."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     shifts = list(SHIFTS.values())
-    fig, axes = plt.subplots(2, (len(shifts) + 1) // 2, figsize=(16, 7), squeeze=False)
+    fig, axes = plt.subplots(2, (len(shifts) + 2) // 2, figsize=(16, 7), squeeze=False)
     for ax, shift in zip(axes.flat, shifts, strict=False):
         # Sizes ("cells a side") run from plain to coarsest as listed; the rest by value.
         listed = "a side" in shift.unit
@@ -135,8 +142,20 @@ def plot(results: dict[str, dict[str, list[float]]], names: list[str], path: Pat
         ax.set_title(shift.name)
         ax.set_xlabel(shift.unit)
         ax.set_ylabel("accuracy %")
+        ax.set_ylim(50, 100.5)
         ax.grid(alpha=0.3)
-    axes.flat[0].legend()
+    axes.flat[0].legend(loc="lower left")
+    bars = axes.flat[len(shifts)]
+    labels = list(next(iter(overall.values())))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        xs = [i + k * width for i in range(len(labels))]
+        bars.bar(xs, [100 * overall[name][label] for label in labels], width, label=name)
+    bars.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(labels))], labels)
+    bars.set_ylim(50, 100.5)
+    bars.set_title("overall")
+    for ax in list(axes.flat)[len(shifts) + 1 :]:
+        ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -205,7 +224,11 @@ def main() -> None:
         row(f"canvas, drawn in Chromium ({args.canvas})", "", [canvas[n] for n in names])
     shifted = {n: statistics.mean(a for accs in results[n].values() for a in accs) for n in names}
     row("mean over all shifted sets", "", [shifted[n] for n in names])
-    plot(results, names, args.plot)
+    overall = {n: {"MNIST": mnist[n], "shifted": shifted[n]} for n in names}
+    if canvas:
+        for n in names:
+            overall[n]["canvas"] = canvas[n]
+    plot(results, names, args.plot, overall)
     print(f"\nplot: {args.plot}; {time.perf_counter() - started:.0f} s in all")
     if args.json:
         figures = {"date": when, "machine": machine(), "mnist": mnist, "canvas": canvas}

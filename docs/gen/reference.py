@@ -54,6 +54,18 @@ def commands() -> Iterator[tuple[str, Command]]:
     yield from walk("digitlab", typer.main.get_command(app))
 
 
+def type_name(param: Any) -> str:
+    """The parameter's type as the help shows it (`INTEGER`, `PATH`, a choice list);
+    Typer's own `bare_type` exists only from 0.28 on."""
+    if hasattr(param, "bare_type"):
+        return str(param.bare_type())
+    kind = param.type
+    choices = getattr(kind, "choices", None)
+    if choices:
+        return "|".join(str(c) for c in choices)
+    return str(getattr(kind, "name", kind)).upper()
+
+
 def param_row(param: Any) -> str:
     default = "" if param.default is None or callable(param.default) else param.default
     if param.param_type_name == "option":
@@ -62,7 +74,7 @@ def param_row(param: Any) -> str:
             default = ""
     else:
         name = (param.metavar or param.name).upper()
-    kind = "flag" if getattr(param, "is_flag", False) else param.bare_type()
+    kind = "flag" if getattr(param, "is_flag", False) else type_name(param)
     env = param.envvar if isinstance(param.envvar, str) else ", ".join(param.envvar or [])
     help_text = getattr(param, "help", None) or ""
     if param.required:

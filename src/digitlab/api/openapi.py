@@ -16,11 +16,17 @@ ERROR_REF = "#/components/schemas/ErrorBody"
 UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
+VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+
+
 def _share(operation: dict[str, Any]) -> None:
     for status, response in list(operation.get("responses", {}).items()):
         code = int(status) if status.isdigit() else None
         content = response.get("content", {}).get("application/json", {})
-        if code in SHARED and content.get("schema", {}).get("$ref") == ERROR_REF:
+        ref = content.get("schema", {}).get("$ref")
+        # FastAPI adds its own 422 to a route with parameters that did not declare one;
+        # the answer is an ErrorBody all the same (errors.install), so say so.
+        if code in SHARED and ref in (ERROR_REF, VALIDATION_REF):
             operation["responses"][status] = {
                 "$ref": f"#/components/responses/{component_name(code)}"
             }
