@@ -54,7 +54,7 @@ def commands() -> Iterator[tuple[str, Command]]:
     yield from walk("digitlab", typer.main.get_command(app))
 
 
-def type_name(param: Any) -> str:
+def param_type(param: Any) -> str:
     """The parameter's type as the help shows it (`INTEGER`, `PATH`, a choice list);
     Typer's own `bare_type` exists only from 0.28 on."""
     if hasattr(param, "bare_type"):
@@ -74,7 +74,7 @@ def param_row(param: Any) -> str:
             default = ""
     else:
         name = (param.metavar or param.name).upper()
-    kind = "flag" if getattr(param, "is_flag", False) else type_name(param)
+    kind = "flag" if getattr(param, "is_flag", False) else param_type(param)
     env = param.envvar if isinstance(param.envvar, str) else ", ".join(param.envvar or [])
     help_text = getattr(param, "help", None) or ""
     if param.required:

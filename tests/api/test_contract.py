@@ -2,7 +2,7 @@
 reads the schema and sends what it allows and what it forbids to a real service (uvicorn,
 over SQLite and over PostgreSQL) with every check on: no 5xx, every status and header
 declared, every body as the schema says, invalid data refused, valid data taken, tokens
-not ignored. Every operation, with the viewer token, the admin token and a wrong one.
+not ignored. Every operation, with the viewer, admin and labeller tokens and a wrong one.
 
 Deterministic (derandomized) and bounded: a few examples per operation and phase.
 """
@@ -24,7 +24,13 @@ from digitlab.store.testing_pg import PostgresServer
 from tests.api.conftest import ADMIN_TOKEN, VIEWER_TOKEN, ready_settings
 from tests.utils.served import Served, serving
 
-TOKENS = {"viewer": VIEWER_TOKEN, "admin": ADMIN_TOKEN, "wrong": "not-a-token"}
+LABELLER_TOKEN = "contract-labeller-token-5e1b"
+TOKENS = {
+    "viewer": VIEWER_TOKEN,
+    "admin": ADMIN_TOKEN,
+    "labeller": LABELLER_TOKEN,
+    "wrong": "not-a-token",
+}
 EXAMPLES = 8
 
 
@@ -32,7 +38,7 @@ EXAMPLES = 8
 def contract_service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, linear_models: Path
 ) -> Iterator[Served]:
-    """The service with both tokens set, over one store, with a stored prediction."""
+    """The service with all three tokens set, over one store, with a stored prediction."""
     folder = tmp_path_factory.mktemp("contract")
     if request.param == "sqlite":
         url = f"sqlite:///{folder / 'store.db'}"
@@ -40,7 +46,11 @@ def contract_service(
         server: PostgresServer = request.getfixturevalue("pg_server")
         url = server.create_database(f"contract_{uuid.uuid4().hex[:8]}")
     settings = ready_settings(folder, url, linear_models)
-    tokens = {"DIGITLAB_VIEWER_TOKEN": VIEWER_TOKEN, "DIGITLAB_ADMIN_TOKEN": ADMIN_TOKEN}
+    tokens = {
+        "DIGITLAB_VIEWER_TOKEN": VIEWER_TOKEN,
+        "DIGITLAB_ADMIN_TOKEN": ADMIN_TOKEN,
+        "DIGITLAB_LABELLER_TOKEN": LABELLER_TOKEN,
+    }
     with serving(settings, folder, **tokens) as served:
         image = tests.api.contract_hooks.IMAGES[0]
         r = httpx.post(f"{served.url}/api/v1/predict", files={"file": ("a.png", image)})

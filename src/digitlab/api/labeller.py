@@ -10,7 +10,7 @@ as anonymous: a labeller whose token is wrong should hear so, not label for noth
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,25 +18,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from digitlab.api import auth
 from digitlab.api.deps import ServiceDep, SettingsDep
 from digitlab.api.ratelimit import RateLimiter
+from digitlab.api.responses import responses
 from digitlab.config import Settings
 from digitlab.store.review import ANONYMOUS, LABELLER
 
 labeller_scheme = HTTPBearer(
     auto_error=False,
-    scheme_name="labeller token",
+    scheme_name="labeller",
     description="DIGITLAB_LABELLER_TOKEN: the review queue, and corrections that are trusted",
 )
-LABELLER_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {"description": "The request does not carry the labeller token (or a sign-in)"},
-    403: {"description": "Labelling is off: DIGITLAB_LABELLER_TOKEN is not set"},
-}
-FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "A credential that is not one of the service's tokens"},
-    403: {"description": "Anonymous feedback is off (a rate of 0 per minute)"},
-    404: {"description": "No such prediction"},
-    409: {"description": "A labeller already labelled this input"},
-    429: {"description": "Too many anonymous corrections from this address; see Retry-After"},
-}
+# Labeller-only operations: 401 without the labeller token (or a sign-in), 403 while
+# DIGITLAB_LABELLER_TOKEN is unset (labelling is off).
+LABELLER_ONLY = responses(401, 403, 422, 500, 503)
+# Feedback: 401 for a credential that is none of the service's tokens, 403 while anonymous
+# feedback is off, 404 no such prediction, 409 a labeller labelled the input already, 429
+# too many anonymous corrections from this address (see Retry-After).
+FEEDBACK_ERRORS = responses(401, 403, 404, 409, 429)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -85,7 +82,8 @@ def _anonymous_allowed(request: Request, service: ServiceDep) -> None:
         seconds = max(1, math.ceil(wait))
         raise HTTPException(
             429,
-            f"too many anonymous corrections from {client}: try again in {seconds} s"
+            # Not the address itself: behind a proxy it is an internal one.
+            f"too many anonymous corrections from this address: try again in {seconds} s"
             " (labellers are not limited)",
             headers={"Retry-After": str(seconds)},
         )

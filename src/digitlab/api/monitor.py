@@ -22,16 +22,13 @@ from prometheus_client.registry import Collector
 from digitlab.api.auth import ViewerDep
 from digitlab.api.deps import API_PREFIX, ServiceDep, SessionDep
 from digitlab.api.monitor_report import MIN_FOR_DRIFT, MonitorOut, Window, build
+from digitlab.api.responses import GUARDED
 from digitlab.api.service import Service
 from digitlab.store import db
 
 log = logging.getLogger("digitlab.api")
 router = APIRouter(prefix=API_PREFIX, tags=["monitor"])
 GAUGE_SECONDS = 30.0
-GUARDED: dict[int | str, dict[str, object]] = {
-    401: {"description": "The viewer token is set and the request does not carry it"},
-    422: {"description": "The window is not one of hour, day, week"},
-}
 
 
 @router.get("/monitor", response_model=MonitorOut, responses=GUARDED)

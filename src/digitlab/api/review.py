@@ -12,28 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
-from pydantic import BaseModel, Field, StrictInt
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from digitlab.api.auth import image_url
 from digitlab.api.deps import API_PREFIX, ServiceDep
 from digitlab.api.errors import BadInputError
 from digitlab.api.labeller import LABELLER_ONLY, LabellerDep
+from digitlab.api.params import WholeNumber, row_id
+from digitlab.api.responses import responses
+from digitlab.api.schemas import Label
 from digitlab.store import db
 from digitlab.store import review as store
 from digitlab.store.models import Feedback
 
 router = APIRouter(prefix=API_PREFIX, tags=["review"])
-MAX_ID = 2**63 - 1  # the largest BIGINT: a larger id cannot exist, and would not bind
-FeedbackId = Annotated[int, Path(ge=1, le=MAX_ID, description="A feedback id")]
-VERDICT_ERRORS: dict[int | str, dict[str, Any]] = {
-    **LABELLER_ONLY,
-    404: {"description": "No such feedback"},
-    409: {"description": "It is a labeller's already, or the input has a labeller's label"},
-}
+FeedbackId = Annotated[int, row_id("feedback"), WholeNumber]
+# 404 no such feedback; 409 it is a labeller's already, or the input has a labeller's label.
+VERDICT_ERRORS = LABELLER_ONLY | responses(404, 409)
 
 
 class Guess(BaseModel):
@@ -60,7 +59,7 @@ class ReviewPage(BaseModel):
 
 
 class RejectIn(BaseModel):
-    label: StrictInt = Field(ge=0, le=9, description="The right digit 0..9")
+    label: Label = Field(description="The right digit 0..9")
 
 
 class LabelOut(BaseModel):
@@ -151,7 +150,7 @@ def confirm(feedback_id: FeedbackId, _labeller: LabellerDep, service: ServiceDep
     "/feedback/{feedback_id}/reject",
     response_model=LabelOut,
     status_code=201,
-    responses={**VERDICT_ERRORS, 422: {"description": "Not a digit, or the label it gave"}},
+    responses=VERDICT_ERRORS,
 )
 def reject(
     feedback_id: FeedbackId, body: RejectIn, _labeller: LabellerDep, service: ServiceDep

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -14,14 +14,18 @@ from sqlalchemy.orm import Session
 
 from digitlab.api.auth import ViewerDep
 from digitlab.api.deps import API_PREFIX, SessionDep
+from digitlab.api.responses import GUARDED, responses
 from digitlab.store import run_lineage, runs
-from digitlab.store.models import RUN_STATUSES
+
+# The states a run can be in (store.models.RUN_STATUSES; a test keeps the two in step).
+RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 
 router = APIRouter(prefix=API_PREFIX, tags=["runs"])
 MAX_COMPARED = 8
-GUARDED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "The viewer token is set and the request does not carry it"},
-}
+# The viewer-guarded reads' errors, and 404 for an id that names no run.
+ERRORS = GUARDED | responses(404)
+# runs.id is a 32-bit INTEGER on both stores: a larger id cannot exist, and would not bind.
+RunId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class RunOut(BaseModel):
@@ -104,26 +108,25 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({repr(c.get(k, missing)) for c in configs}) > 1]
 
 
-@router.get("/runs", response_model=RunsOut, responses=GUARDED)
+@router.get("/runs", response_model=RunsOut, responses=ERRORS)
 def list_runs(
     _viewer: ViewerDep,  # first: checked before a transaction is opened
     session: SessionDep,
     run_id: Annotated[
-        list[int] | None,
+        list[RunId] | None,
         Query(
             alias="id",
+            max_length=MAX_COMPARED,
             description=f"Compare these runs (up to {MAX_COMPARED}): their epochs are included"
             " and the config keys that differ listed",
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first")] = 50,
-    status: Annotated[str | None, Query(description="Only runs that ended so")] = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this state")] = None,
 ) -> dict[str, Any]:
     """Recorded training runs, newest first, with recipe, dataset, status, duration,
     accuracy, config and lineage (parent version, corrections used); or, with `id`, the
     runs named, side by side with their per-epoch curves."""
-    if status is not None and status not in RUN_STATUSES:
-        raise HTTPException(422, f"status must be one of {', '.join(RUN_STATUSES)}")
     if not run_id:
         records = runs.list_runs(session, limit=limit, status=status)
         return {"runs": run_rows(session, records, epochs=False), "differing": []}
