@@ -3,13 +3,41 @@ and on a real PostgreSQL server (never a mock), with the environment the command
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from digitlab.config import Settings
+from digitlab.registry import versions as registry
+from digitlab.registry.lifecycle import activate_model
+from digitlab.store import db, migrate
+from digitlab.store.testing_pg import PostgresServer
 from tests.conftest import MNIST_DIR
+
+
+def serving_settings(
+    tmp_path: Path, pg_server: PostgresServer, model: registry.ModelVersion, **changes: Any
+) -> Settings:
+    """A fresh, migrated PostgreSQL database and a model folder whose serving version is
+    a copy of `model`: where a feedback-loop test starts."""
+    url = pg_server.create_database(f"test_{uuid.uuid4().hex[:12]}")
+    engine = db.make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    values: dict[str, Any] = {
+        "data_dir": MNIST_DIR,
+        "model_dir": tmp_path / "models",
+        "report_dir": tmp_path / "reports",
+        "database_url": url,
+    }
+    settings = Settings(**(values | changes), _env_file=None)  # type: ignore[arg-type]
+    shutil.copytree(model.path, settings.model_dir / model.version)
+    activate_model(settings, model.version)
+    return settings
 
 
 @pytest.fixture

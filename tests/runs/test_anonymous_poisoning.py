@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
-import uuid
 from pathlib import Path
 
 import httpx
@@ -21,13 +19,12 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from digitlab.cli.main import app
-from digitlab.config import Settings
 from digitlab.data import Split
 from digitlab.registry import versions as registry
-from digitlab.registry.lifecycle import activate_model
-from digitlab.store import db, migrate
+from digitlab.store import db
 from digitlab.store.testing_pg import PostgresServer
 from tests.conftest import MNIST_DIR
+from tests.runs.conftest import serving_settings
 from tests.utils.served import serving
 
 PER_MINUTE = 40  # the burst one address may send; the rest of the 200 get 429
@@ -55,19 +52,8 @@ def test_a_flood_of_wrong_anonymous_corrections_does_not_replace_the_model(
     mnist_test: Split,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url = pg_server.create_database(f"poison_{uuid.uuid4().hex[:12]}")
-    engine = db.make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    settings = Settings(
-        data_dir=MNIST_DIR,
-        model_dir=tmp_path / "models",
-        report_dir=tmp_path / "reports",
-        database_url=url,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    shutil.copytree(trained_fast_model.path, settings.model_dir / trained_fast_model.version)
-    activate_model(settings, trained_fast_model.version)
+    settings = serving_settings(tmp_path, pg_server, trained_fast_model)
+    url = settings.database_url
     env = {
         "DIGITLAB_ANONYMOUS_FEEDBACK_PER_MINUTE": str(PER_MINUTE),
         "DIGITLAB_LABELER_TOKEN": "a-labeller-token-nobody-sends-here",

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +26,10 @@ from digitlab.data import Split
 from digitlab.data.rotated import sample
 from digitlab.inference.runtime import OnnxClassifier
 from digitlab.registry import versions as registry
-from digitlab.registry.lifecycle import activate_model
-from digitlab.store import db, migrate
+from digitlab.store import db
 from digitlab.store.testing_pg import PostgresServer
 from tests.conftest import MNIST_DIR
+from tests.runs.conftest import serving_settings
 
 LABELLER_TOKEN = "retrain-labeller-token"
 
@@ -57,20 +55,10 @@ def loop(
     mnist_train: Split,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Loop:
-    url = pg_server.create_database(f"test_{uuid.uuid4().hex[:12]}")
-    engine = db.make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    settings = Settings(
-        data_dir=MNIST_DIR,
-        model_dir=tmp_path / "models",
-        report_dir=tmp_path / "reports",
-        database_url=url,
-        labeller_token=LABELLER_TOKEN,
-        _env_file=None,  # type: ignore[call-arg]
+    settings = serving_settings(
+        tmp_path, pg_server, trained_fast_model, labeller_token=LABELLER_TOKEN
     )
-    shutil.copytree(trained_fast_model.path, settings.model_dir / trained_fast_model.version)
-    activate_model(settings, trained_fast_model.version)
+    url = settings.database_url
     population = sample(mnist_train, 0, 30_000, 300, seed=1)
     corrected = 0
     with TestClient(create_app(settings)) as client:
