@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,10 @@ def check_label(label: int | None) -> None:
         raise ValueError(f"label {label} is not a digit 0..9")
 
 
+# The key of the PostgreSQL advisory lock that serialises activations ("digitlab" in ASCII).
+ACTIVATION_LOCK = 0x6469676974_6C6162
+
+
 def register_model(
     session: Session,
     *,
@@ -68,6 +72,11 @@ def register_model(
     )
     model_id = session.scalars(select(ModelRow.id).where(ModelRow.version == version)).one()
     if active:
+        if dialect == "postgresql":
+            # One activation at a time: two concurrent ones would each clear the other
+            # rows' flag, then both set their own, and the second to commit would break
+            # the one-active index (a 503 under load). SQLite serialises writers itself.
+            session.execute(select(func.pg_advisory_xact_lock(ACTIVATION_LOCK)))
         # Two statements: a unique index is checked row by row during an UPDATE.
         session.execute(
             update(ModelRow)
