@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,20 +38,12 @@ from digitlab.evaluation.shifts import SHIFTS, as_model_input
 from digitlab.inference.preprocess import image_to_digit
 from digitlab.inference.runtime import OnnxClassifier
 from digitlab.registry import versions as registry
+from train import machine  # bench/train.py's: the CPU and torch's threads
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return cpu
 
 
 def baseline_version(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -42,22 +42,15 @@ class Augmentation:
     noise: float = 0.0  # probability of pixel noise (sigma up to 0.15)
 
     @property
+    def geometric(self) -> bool:
+        """Whether the sampling grid moves: any affine part or the elastic field."""
+        return any(v > 0 for v in (self.max_shift, self.max_rotate, self.max_scale,
+                                   self.max_shear, self.elastic))  # fmt: skip
+
+    @property
     def active(self) -> bool:
-        return any(
-            v > 0
-            for v in (
-                self.max_shift,
-                self.max_rotate,
-                self.max_scale,
-                self.max_shear,
-                self.elastic,
-                self.stroke,
-                self.lowres,
-                self.blur,
-                self.contrast,
-                self.noise,
-            )
-        )
+        strengths = (getattr(self, f.name) for f in fields(self) if f.name != "lowres_sizes")
+        return any(v > 0 for v in strengths)
 
 
 def _uniform(b: int, generator: torch.Generator, low: float, high: float) -> torch.Tensor:
@@ -229,7 +222,7 @@ def random_noise(x: torch.Tensor, generator: torch.Generator, p: float) -> torch
 def augment(x: torch.Tensor, generator: torch.Generator, aug: Augmentation) -> torch.Tensor:
     """All of `aug`'s transforms, geometry first, the way a digit is written, then
     captured: pen, resolution, focus, contrast, noise. Output stays in [0, 1]."""
-    if aug.max_shift or aug.max_rotate or aug.max_scale or aug.max_shear or aug.elastic:
+    if aug.geometric:
         x = random_affine(
             x,
             generator,

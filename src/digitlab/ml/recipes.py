@@ -58,7 +58,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def augmentation(self) -> Augmentation:
-        names = {f.name for f in dataclasses.fields(Augmentation)} & set(self.to_dict())
+        """The augmentation fields of this config (the same names in both dataclasses)."""
+        mine = {f.name for f in dataclasses.fields(self)}
+        names = [f.name for f in dataclasses.fields(Augmentation) if f.name in mine]
         return Augmentation(**{name: getattr(self, name) for name in names})
 
 
