@@ -38,7 +38,9 @@ def test_queued_requests_share_one_call_and_get_their_own_rows() -> None:
             calls.append(len(digits))
             probs = np.zeros((len(digits), 10), np.float32)
             probs[np.arange(len(digits)), [int(d[0, 0]) for d in digits]] = 1
-            return Batch(MODEL, probs, 0.001), [(k, 100 + k) for k in range(len(digits))]
+            return Batch(MODEL, probs, 0.001, probs.max(axis=1) >= 0.5), [
+                (k, 100 + k) for k in range(len(digits))
+            ]
 
         writer = GroupWriter(store)
         first = submit(writer, 0)
@@ -62,7 +64,9 @@ def test_a_failed_call_fails_its_whole_group() -> None:
         async def store(digits, sources, labels, originals):  # type: ignore[no-untyped-def]
             if down:
                 raise RuntimeError("database gone")
-            return Batch(MODEL, np.zeros((len(digits), 10), np.float32), 0.0), [(7, 8)]
+            return Batch(
+                MODEL, np.zeros((len(digits), 10), np.float32), 0.0, np.ones(len(digits), bool)
+            ), [(7, 8)]
 
         writer = GroupWriter(store)
         tasks = [submit(writer, k) for k in range(3)]
@@ -82,9 +86,9 @@ def test_close_waits_for_the_submitted_groups() -> None:
         async def store(digits, sources, labels, originals):  # type: ignore[no-untyped-def]
             await asyncio.sleep(0.05)
             written.append(len(digits))
-            return Batch(MODEL, np.zeros((len(digits), 10), np.float32), 0.0), [(1, 1)] * len(
-                digits
-            )
+            return Batch(
+                MODEL, np.zeros((len(digits), 10), np.float32), 0.0, np.ones(len(digits), bool)
+            ), [(1, 1)] * len(digits)
 
         writer = GroupWriter(store)
         tasks = [submit(writer, k) for k in range(4)]

@@ -101,6 +101,11 @@ class GroupWriter:
         for job in group:
             hi = lo + len(job.digits)
             if not job.future.done():
-                part = Batch(batch.model, batch.probabilities[lo:hi], batch.seconds)
+                part = Batch(
+                    batch.model,
+                    batch.probabilities[lo:hi],
+                    batch.seconds,
+                    batch.is_digit[lo:hi],
+                )
                 job.future.set_result((part, ids[lo:hi]))
             lo = hi

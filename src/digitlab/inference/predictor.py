@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from digitlab.inference.preprocess import model_input
-from digitlab.inference.runtime import OnnxClassifier, softmax
+from digitlab.inference.runtime import OnnxClassifier
+from digitlab.inference.verdict import split_outputs, verdict_threshold
 from digitlab.registry import versions as registry
 
 # One intra-op thread per session: on a small CPU the parallelism comes from concurrent
@@ -29,6 +30,9 @@ class Batch:
     model: registry.ModelVersion
     probabilities: npt.NDArray[np.float32]  # (N, 10)
     seconds: float
+    # (N,) the not-a-digit verdict (digitlab.inference.verdict): True where the picture
+    # looks like one handwritten digit.
+    is_digit: npt.NDArray[np.bool_]
 
     @property
     def labels(self) -> list[int]:
@@ -99,5 +103,6 @@ class Predictor:
         `classifier` if given (from `current()`), else the current model."""
         classifier = classifier or self.classifier()  # one model for the whole batch
         start = time.perf_counter()
-        probs = softmax(classifier.logits(model_input(digits)))
-        return Batch(classifier.model, probs, time.perf_counter() - start)
+        probs, scores = split_outputs(classifier.logits(model_input(digits)))
+        is_digit = scores >= verdict_threshold(classifier.model)
+        return Batch(classifier.model, probs, time.perf_counter() - start, is_digit)
