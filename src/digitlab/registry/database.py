@@ -41,7 +41,10 @@ def fetch_into(engine: Engine, model_dir: Path, version: str) -> ModelVersion:
         raise RegistryError(f"{version!r} is not a valid model version id")
     artifact = artifacts.fetch(engine, version)
     if artifact is None:
-        raise RegistryError(f"no model version {version!r} in the database or in {model_dir}")
+        raise RegistryError(
+            f"no model version {version!r} in the database or in {model_dir}",
+            public=f"no model version {version!r} in the database or the model folder",
+        )
     actual = hashlib.sha256(artifact.onnx).hexdigest()
     expected = {artifact.sha256, artifact.registered_sha256, artifact.card["onnx"]["sha256"]}
     if expected != {actual}:

@@ -34,7 +34,14 @@ VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class RegistryError(Exception):
-    """A model version is missing, malformed or cannot be made current."""
+    """A model version is missing, malformed or cannot be made current.
+
+    `str(exc)` names the files (for the log and the CLI); `public` says the same without
+    any server path, for HTTP answers and pages."""
+
+    def __init__(self, message: str, *, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
 
 
 @dataclass(frozen=True)
@@ -86,11 +93,17 @@ def load_version(model_dir: Path, version: str) -> ModelVersion:
     card_path = path / CARD_FILE
     if not card_path.is_file():
         known = ", ".join(v.version for v in list_versions(model_dir)) or "none"
-        raise RegistryError(f"no model version {version!r} in {model_dir} (known: {known})")
+        raise RegistryError(
+            f"no model version {version!r} in {model_dir} (known: {known})",
+            public=f"no model version {version!r} (known: {known})",
+        )
     try:
         card = json.loads(card_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{card_path}: unreadable model card ({exc})") from exc
+        raise RegistryError(
+            f"{card_path}: unreadable model card ({exc})",
+            public=f"model version {version!r}: its model card is unreadable",
+        ) from exc
     return ModelVersion(version, path, card)
 
 
@@ -140,7 +153,10 @@ def resolve(model_dir: Path, version: str | None = None) -> ModelVersion:
     if version is None:
         version = current_version(model_dir)
         if version is None:
-            raise RegistryError(f"no model in {model_dir} yet; train one with `digitlab train`")
+            raise RegistryError(
+                f"no model in {model_dir} yet; train one with `digitlab train`",
+                public="no model in the model folder yet; train one with `digitlab train`",
+            )
     return load_version(model_dir, version)
 
 
@@ -151,5 +167,7 @@ def verify_onnx(model: ModelVersion) -> None:
     if expected != actual:
         raise RegistryError(
             f"{model.onnx_path}: SHA-256 {actual[:12]}... does not match the model card "
-            f"({str(expected)[:12]}...); the file was changed or damaged"
+            f"({str(expected)[:12]}...); the file was changed or damaged",
+            public=f"model version {model.version}: its ONNX file does not match its model"
+            " card (changed or damaged)",
         )

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from digitlab.api.deps import ServiceDep
-from digitlab.api.runs import MAX_COMPARED, differing_keys, run_rows
+from digitlab.api.runs import MAX_COMPARED, MAX_RUN_ID, differing_keys, run_rows
 from digitlab.store import db, runs
 from digitlab.web import charts
 from digitlab.web.login import ViewerPageDep
@@ -49,10 +49,14 @@ def runs_page(
     compared: list[dict[str, Any]] = []
     message = None
     selected = list(dict.fromkeys(run_id))[:MAX_COMPARED]
+    # An id past the column's range names no run, and would not bind (a 500 on SQLite).
+    impossible = [i for i in selected if not 1 <= i <= MAX_RUN_ID]
     try:
         with db.transaction(service.engine) as session:
             listed = run_rows(session, runs.list_runs(session, limit=LISTED))
-            if len(selected) == 1:
+            if impossible:
+                message = f"there is no run {impossible[0]}; pick runs from the list."
+            elif len(selected) == 1:
                 message = "Tick at least two runs to compare them."
             elif selected:
                 try:
