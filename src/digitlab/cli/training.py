@@ -3,6 +3,7 @@ shared by `train`, `runs sweep` and `retrain`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
@@ -14,11 +15,18 @@ from digitlab.registry.lifecycle import serving_version, sync_models
 
 
 def run_training(
-    cfg: Any, settings: Settings, *, activate: bool, sweep: str | None = None
+    cfg: Any,
+    settings: Settings,
+    *,
+    activate: bool,
+    sweep: str | None = None,
+    also_on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    also_on_step: Callable[[int], None] | None = None,
 ) -> registry.ModelVersion:
     """Train and publish one version, recorded as a run (registered with the run). The
     parent (`cfg.parent`) and extra images (`cfg.extra`) are loaded and checked first, so a
-    wrong one fails before a run is recorded or anything trains."""
+    wrong one fails before a run is recorded or anything trains. `also_on_epoch` and
+    `also_on_step` follow the training beside the progress bar (the upgrade's status)."""
     from digitlab.experiments import tracking
     from digitlab.ml.finetune import prepare
     from digitlab.ml.pipeline import git_commit, library_versions, train_and_register
@@ -63,13 +71,20 @@ def run_training(
         def each_epoch(row: dict[str, Any]) -> None:
             on_epoch(row)
             run.log_epoch(row)
+            if also_on_epoch is not None:
+                also_on_epoch(row)
+
+        def each_step(n: int) -> None:
+            on_step(n)
+            if also_on_step is not None:
+                also_on_step(n)
 
         model = train_and_register(
             cfg,
             settings,
             activate=activate,
             on_epoch=each_epoch,
-            on_step=on_step,
+            on_step=each_step,
             sources=sources,
         )
         run.succeeded(model, active=active)
@@ -95,12 +110,20 @@ def print_card(card: dict[str, Any]) -> None:
             f"{m['train_seconds']:.1f} s on {m['device']}{speed}",
         ),
         ("ONNX parity", f"max |Δlogit| {m['parity_max_abs_diff']:.1e}"),
+        *phase_rows(m.get("phase_seconds") or {}),
         ("ONNX SHA-256", card["onnx"]["sha256"][:16] + "..."),
         ("created", card["created_at"]),
     ]
     for key, value in rows:
         table.add_row(key, str(value))
     print_table(table)
+
+
+def phase_rows(phases: dict[str, float]) -> list[tuple[str, str]]:
+    """Where the run's time went (cards since issue 32 have it): load, fit, test, ..."""
+    if not phases:
+        return []
+    return [("phases", "  ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))]
 
 
 def lineage_rows(lineage: dict[str, Any]) -> list[tuple[str, str]]:

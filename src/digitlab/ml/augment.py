@@ -1,8 +1,11 @@
 """Augmentation of whole batches at once, modelling how people's digits differ from MNIST's.
 
 Every transform takes and returns (B, 1, H, W) float images in [0, 1] (light ink on
-black) and draws its randomness from a CPU `torch.Generator`, so a run repeats exactly
-on any device. Each is a handful of tensor ops over the batch, never a per-image loop:
+black) and draws its randomness from a `torch.Generator` on the images' device (a CPU one
+for CPU images, a CUDA one for CUDA images), so a run repeats exactly on a given device and
+every random number, field and matrix is made where the images are: no host transfer and
+no host sync per batch. Each is a handful of tensor ops over the batch, never a per-image
+loop:
 
 - `random_affine`: shift, rotation, scale, aspect and shear (one grid_sample), with an
   optional elastic field folded into the same sampling grid;
@@ -10,7 +13,11 @@ on any device. Each is a handful of tensor ops over the batch, never a per-image
 - `random_lowres`: a cheap scanner or a thumbnail: down to 8-16 px and back up;
 - `random_blur`, `random_contrast`, `random_noise`: focus, faint scans, paper grain.
 
-A transform that applies to a share of the batch computes on that share only.
+A transform that applies to a share of the batch computes on that share only on a CPU;
+elsewhere it computes on the whole batch and selects, since picking the share out needs
+its size on the host (a sync) and the whole batch costs a GPU next to nothing. Both give
+the same images. The few choices made once per batch (the low-resolution size) come from
+a host generator, `host`, which on a CPU is the same generator.
 
 `augment` applies them in that order with the strengths of an `Augmentation`.
 """
@@ -53,24 +60,34 @@ class Augmentation:
         return any(v > 0 for v in strengths)
 
 
+def _rand(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    """Uniform [0, 1) numbers drawn on the generator's own device."""
+    return torch.rand(shape, generator=generator, device=generator.device)
+
+
 def _uniform(b: int, generator: torch.Generator, low: float, high: float) -> torch.Tensor:
-    return low + torch.rand(b, generator=generator) * (high - low)
+    return low + _rand(generator, b) * (high - low)
 
 
 def _chosen(b: int, generator: torch.Generator, p: float) -> torch.Tensor:
     """(B,) bool: which images a transform of probability `p` applies to."""
-    return torch.rand(b, generator=generator) < p
+    return _rand(generator, b) < p
+
+
+def _sparse(x: torch.Tensor, dense: bool | None) -> bool:
+    """Whether to compute on the chosen images only: on a CPU, unless told otherwise."""
+    return x.device.type == "cpu" if dense is None else not dense
 
 
 def _per_image(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return mask.to(x.device).view(-1, 1, 1, 1)
 
 
-def _tent(nodes: int, size: int) -> torch.Tensor:
+def _tent(nodes: int, size: int, device: torch.device) -> torch.Tensor:
     """(size, nodes) weights of linear interpolation from `nodes` evenly spaced values
     (the first and last at the edges) to `size` positions."""
-    where = torch.linspace(0, nodes - 1, size).unsqueeze(1)  # (size, 1)
-    return (1 - (where - torch.arange(nodes)).abs()).clamp_min(0)
+    where = torch.linspace(0, nodes - 1, size, device=device).unsqueeze(1)  # (size, 1)
+    return (1 - (where - torch.arange(nodes, device=device)).abs()).clamp_min(0)
 
 
 def random_affine(
@@ -89,7 +106,7 @@ def random_affine(
     b, _, h, w = x.shape
 
     def uniform(limit: float) -> torch.Tensor:
-        return (torch.rand(b, generator=generator) * 2 - 1) * limit
+        return (_rand(generator, b) * 2 - 1) * limit
 
     angle = uniform(math.radians(max_rotate))
     shear = uniform(math.radians(max_shear))
@@ -110,12 +127,13 @@ def random_affine(
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
     if elastic > 0:
         # Coarse random offsets (4x4), smoothly upsampled: strokes bend, they do not tear.
-        coarse = torch.randn(b, 2, 4, 4, generator=generator) * (elastic / 2)
+        where = generator.device
+        coarse = torch.randn((b, 2, 4, 4), generator=generator, device=where) * (elastic / 2)
         # Bilinear upsampling as two small matrix products: F.interpolate is ~10x slower
         # for 4x4 -> 28x28 on a CPU.
-        rows, cols = _tent(4, h), _tent(4, w)
+        rows, cols = _tent(4, h, where), _tent(4, w, where)
         field = torch.einsum("hi,bcij,wj->bhwc", rows, coarse, cols)  # (B, H, W, 2)
-        scale_xy = torch.tensor([2 / w, 2 / h])
+        scale_xy = torch.tensor([2 / w, 2 / h], device=where)
         grid = grid + (field * scale_xy).to(x.device, x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -145,14 +163,25 @@ def _box3(x: torch.Tensor) -> torch.Tensor:
     return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]) / 9
 
 
-def random_stroke(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
+def random_stroke(
+    x: torch.Tensor, generator: torch.Generator, p: float, *, dense: bool | None = None
+) -> torch.Tensor:
     """A share `p` of the images drawn with a thinner (half of them) or thicker pen: the
     grey-scale erosion or dilation (3x3), blended in by a random amount so the width
-    varies continuously rather than in steps of two pixels."""
+    varies continuously rather than in steps of two pixels. `dense`: compute on the
+    whole batch (default: off the CPU)."""
     b = x.shape[0]
     applied = _chosen(b, generator, p)
-    thicker = torch.rand(b, generator=generator) < 0.5
+    thicker = _rand(generator, b) < 0.5
     amount = _uniform(b, generator, 0.4, 1.0)
+    if p <= 0:
+        return x
+    if not _sparse(x, dense):
+        target = torch.where(
+            _per_image(thicker, x), _extreme3(x, torch.maximum), _extreme3(x, torch.minimum)
+        )
+        weight = amount.to(x.device, x.dtype).view(-1, 1, 1, 1)
+        return torch.where(_per_image(applied, x), x + weight * (target - x), x)
     idx = _subset(applied, x)
     if not len(idx):
         return x
@@ -164,15 +193,23 @@ def random_stroke(x: torch.Tensor, generator: torch.Generator, p: float) -> torc
 
 
 def random_lowres(
-    x: torch.Tensor, generator: torch.Generator, p: float, sizes: tuple[int, int] = (8, 16)
+    x: torch.Tensor,
+    generator: torch.Generator,
+    p: float,
+    sizes: tuple[int, int] = (8, 16),
+    *,
+    host: torch.Generator | None = None,
 ) -> torch.Tensor:
     """A share `p` of the images shrunk to a side of `sizes[0]..sizes[1]` pixels (area
     average, as a scanner's cell or a thumbnail does) and brought back up, bilinear or
-    nearest. One size per call keeps it to two interpolations over the batch."""
+    nearest. One size per call keeps it to two interpolations over the batch; that size
+    and the mode come from `host`, a CPU generator (default: `generator`, which on a GPU
+    costs a sync), because they shape the computation."""
     b, _, h, w = x.shape
     applied = _chosen(b, generator, p)
-    side = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=generator))
-    blocky = bool(torch.rand(1, generator=generator) < 0.25)
+    host = generator if host is None else host
+    side = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=host, device=host.device))
+    blocky = bool(_rand(host, 1) < 0.25)
     small = F.adaptive_avg_pool2d(x, side)
     if blocky:
         up = F.interpolate(small, size=(h, w), mode="nearest")
@@ -183,12 +220,20 @@ def random_lowres(
     return torch.where(_per_image(applied, x), (up * peak).clamp(0, 1), x)
 
 
-def random_blur(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
+def random_blur(
+    x: torch.Tensor, generator: torch.Generator, p: float, *, dense: bool | None = None
+) -> torch.Tensor:
     """A share `p` of the images out of focus: a 3x3 box blur blended in by 50-100%
-    (about a Gaussian of sigma 0.5-0.8 px), cheap enough to leave on."""
+    (about a Gaussian of sigma 0.5-0.8 px), cheap enough to leave on. `dense`: compute on
+    the whole batch (default: off the CPU)."""
     b = x.shape[0]
     applied = _chosen(b, generator, p)
     amount = _uniform(b, generator, 0.5, 1.0)
+    if p <= 0:
+        return x
+    if not _sparse(x, dense):
+        weight = amount.to(x.device, x.dtype).view(-1, 1, 1, 1)
+        return torch.where(_per_image(applied, x), x + weight * (_box3(x) - x), x)
     idx = _subset(applied, x)
     if not len(idx):
         return x
@@ -215,13 +260,22 @@ def random_noise(x: torch.Tensor, generator: torch.Generator, p: float) -> torch
     b = x.shape[0]
     applied = _per_image(_chosen(b, generator, p), x)
     sigma = _uniform(b, generator, 0.0, 0.15).to(x.device, x.dtype).view(-1, 1, 1, 1)
-    noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * sigma
+    noise = torch.randn(x.shape, generator=generator, device=generator.device)
+    noise = noise.to(x.device, x.dtype) * sigma
     return torch.where(applied, (x + noise).clamp(0, 1), x)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, aug: Augmentation) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    aug: Augmentation,
+    *,
+    host: torch.Generator | None = None,
+) -> torch.Tensor:
     """All of `aug`'s transforms, geometry first, the way a digit is written, then
-    captured: pen, resolution, focus, contrast, noise. Output stays in [0, 1]."""
+    captured: pen, resolution, focus, contrast, noise. Output stays in [0, 1].
+    `generator` lives on x's device; `host` (a CPU generator) makes the per-batch choices
+    when that device is not the CPU, so nothing waits on the device (`random_lowres`)."""
     if aug.geometric:
         x = random_affine(
             x,
@@ -235,7 +289,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, aug: Augmentation) -> t
     if aug.stroke > 0:
         x = random_stroke(x, generator, aug.stroke)
     if aug.lowres > 0:
-        x = random_lowres(x, generator, aug.lowres, aug.lowres_sizes)
+        x = random_lowres(x, generator, aug.lowres, aug.lowres_sizes, host=host)
     if aug.blur > 0:
         x = random_blur(x, generator, aug.blur)
     if aug.contrast > 0:

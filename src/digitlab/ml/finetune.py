@@ -23,7 +23,7 @@ import torch
 from digitlab.data import DataError, Split
 from digitlab.data.corrections import load_part, read_manifest
 from digitlab.ml.model import build_model
-from digitlab.ml.recipes import TrainConfig
+from digitlab.ml.recipes import NEGATIVES, TrainConfig
 from digitlab.registry import versions as registry
 
 WEIGHTS_FILE = "model.pt"
@@ -40,6 +40,7 @@ class Parent:
     width: int | None
     hidden: int
     state_dict: dict[str, torch.Tensor]
+    outputs: int = 10  # 11: with "none of the ten" (trained on negatives)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def load_parent(model_dir: Path, version: str) -> Parent:
         members = int(saved.get("members", 1))
         arch, width, hidden = saved["arch"], saved.get("width"), int(saved.get("hidden", 0))
         state = saved["state_dict"]
+        outputs = int(saved.get("outputs", 10))  # saved before the verdict: ten
     except Exception as exc:  # a damaged or foreign file: any unpickling error
         raise registry.RegistryError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     if members != 1:
@@ -81,11 +83,11 @@ def load_parent(model_dir: Path, version: str) -> Parent:
             "fine-tuning starts from a single network"
         )
     try:
-        build_model(arch, width, hidden).load_state_dict(state)
+        build_model(arch, width, hidden, outputs).load_state_dict(state)
     except (RuntimeError, ValueError) as exc:
         first = str(exc).splitlines()[0]
         raise registry.RegistryError(f"{path}: does not fit {arch!r} ({first})") from None
-    return Parent(version, arch, width, hidden, state)
+    return Parent(version, arch, width, hidden, state, outputs)
 
 
 def load_extra(folder: Path) -> Extra:
@@ -106,7 +108,18 @@ def prepare(cfg: TrainConfig, model_dir: Path) -> tuple[TrainConfig, Sources]:
     if cfg.parent is None:
         return cfg, Sources(extra=extra)
     parent = load_parent(model_dir, cfg.parent)
-    inherited = {"arch": parent.arch, "width": parent.width, "hidden": parent.hidden, "members": 1}
+    inherited: dict[str, Any] = {
+        "arch": parent.arch,
+        "width": parent.width,
+        "hidden": parent.hidden,
+        "members": 1,
+    }
+    # The child has the parent's outputs: negatives go on (at the recipe's share, else the
+    # served recipes') when the parent has "none of the ten", and stop when it has not.
+    if parent.outputs == 11:
+        inherited["negatives"] = cfg.negatives if cfg.negatives > 0 else NEGATIVES
+    else:
+        inherited["negatives"] = 0.0
     overridden = {
         name: {"recipe": getattr(cfg, name), "parent": value}
         for name, value in inherited.items()

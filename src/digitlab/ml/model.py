@@ -1,6 +1,7 @@
 """The networks. Each takes (B, 1, 28, 28) float images in [0, 1], light ink on
-black, and returns (B, 10) logits. Input normalisation lives inside the model so
-the exported ONNX file needs nothing but pixels scaled to [0, 1]."""
+black, and returns (B, 10) logits, or (B, 11) with an 11th output "none of the ten"
+(trained on negatives: digitlab.ml.negatives). Input normalisation lives inside the model
+so the exported ONNX file needs nothing but pixels scaled to [0, 1]."""
 
 from __future__ import annotations
 
@@ -32,15 +33,15 @@ def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> list[nn.
     ]
 
 
-def classifier(features: int, hidden: int = 0) -> list[nn.Module]:
+def classifier(features: int, hidden: int = 0, outputs: int = 10) -> list[nn.Module]:
     """The output layer, with an optional extra dense layer before it. With hidden=0 it is
     the single Linear every saved model has, so existing state dicts keep their keys."""
     if hidden <= 0:
-        return [nn.Linear(features, 10)]
-    return [nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 10)]
+        return [nn.Linear(features, outputs)]
+    return [nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, outputs)]
 
 
-def reference_net(hidden: int = 0) -> nn.Sequential:
+def reference_net(hidden: int = 0, outputs: int = 10) -> nn.Sequential:
     """The reference project's Keras CNN, layer for layer (valid convolutions)."""
     return nn.Sequential(
         Normalize(0.0, 1.0),  # the reference fed raw x / 255
@@ -52,11 +53,11 @@ def reference_net(hidden: int = 0) -> nn.Sequential:
         nn.MaxPool2d(2),  # (B, 64, 5, 5)
         nn.Flatten(),
         nn.Dropout(0.5),
-        *classifier(64 * 5 * 5, hidden),
+        *classifier(64 * 5 * 5, hidden, outputs),
     )
 
 
-def fast_net(width: int = 32, hidden: int = 0) -> nn.Sequential:
+def fast_net(width: int = 32, hidden: int = 0, outputs: int = 10) -> nn.Sequential:
     """Strided convolutions instead of pooling keep the FLOPs low (~3M multiply-adds
     an image), so a 2-core CPU trains it at ~9k images/s."""
     return nn.Sequential(
@@ -65,11 +66,11 @@ def fast_net(width: int = 32, hidden: int = 0) -> nn.Sequential:
         *conv_bn(width, 2 * width, stride=2),  # (B, 2w, 7, 7)
         *conv_bn(2 * width, 2 * width),  # (B, 2w, 7, 7)
         nn.Flatten(),
-        *classifier(2 * width * 7 * 7, hidden),
+        *classifier(2 * width * 7 * 7, hidden, outputs),
     )
 
 
-def best_net(width: int = 32, hidden: int = 0) -> nn.Sequential:
+def best_net(width: int = 32, hidden: int = 0, outputs: int = 10) -> nn.Sequential:
     """Five conv layers, downsampling by stride rather than pooling (cheaper on a
     CPU for the same accuracy), global max pooling, dropout before the classifier."""
     w = width
@@ -83,7 +84,7 @@ def best_net(width: int = 32, hidden: int = 0) -> nn.Sequential:
         nn.AdaptiveMaxPool2d(1),  # (B, 4w, 1, 1)
         nn.Flatten(),
         nn.Dropout(0.2),
-        *classifier(4 * w, hidden),
+        *classifier(4 * w, hidden, outputs),
     )
 
 
@@ -107,12 +108,17 @@ ARCHITECTURES: dict[str, Callable[..., nn.Sequential]] = {
 }
 
 
-def build_model(arch: str, width: int | None = None, hidden: int = 0) -> nn.Sequential:
+def build_model(
+    arch: str, width: int | None = None, hidden: int = 0, outputs: int = 10
+) -> nn.Sequential:
+    """`outputs`: 10 digits, or 11 with "none of the ten" last."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     if hidden < 0:
         raise ValueError(f"hidden must be 0 (no extra layer) or a layer size, not {hidden}")
+    if outputs not in (10, 11):
+        raise ValueError(f"outputs must be 10 (digits) or 11 (digits and none), not {outputs}")
     factory = ARCHITECTURES[arch]
     if width is None:
-        return factory(hidden=hidden)
-    return factory(width, hidden=hidden)
+        return factory(hidden=hidden, outputs=outputs)
+    return factory(width, hidden=hidden, outputs=outputs)

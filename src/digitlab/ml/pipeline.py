@@ -2,17 +2,22 @@
 
 digitlab train --recipe fast     # the CLI wraps `train_and_register`
 digitlab train --from VERSION --extra DIR     # fine-tuning, with corrections
+
+Each phase is timed into the card (`metrics.phase_seconds`: load, fit, test, export, onnx)
+and logged (save, too): the command's time beyond the fit is the rest, plus imports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -39,9 +44,38 @@ from digitlab.ml.finetune import Sources, lineage, prepare
 from digitlab.ml.model import MNIST_MEAN, MNIST_STD
 from digitlab.ml.recipes import TrainConfig
 from digitlab.ml.train import FitResult, fit, predict_logits, to_tensors
+from digitlab.ml.verdict import training_negatives, verdict_card, verdict_test_metrics
 from digitlab.registry import versions as registry
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "digitlab")
+log = logging.getLogger(__name__)
+
+
+class PhaseTimer:
+    """Wall seconds per named phase of a run, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+            log.info("phase %s: %.2f s", name, self.seconds[name])
+
+
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """float32 convolutions on a GPU as on a CPU (no TF32), so that the torch logits the
+    ONNX file is checked against are the model's own."""
+    if device.type != "cuda":
+        yield
+        return
+    with torch.backends.cudnn.flags(enabled=True, deterministic=True, allow_tf32=False):
+        yield
 
 
 def library_versions() -> dict[str, str]:
@@ -73,24 +107,40 @@ def git_commit() -> str | None:
     return head + ("-dirty" if dirty else "")
 
 
-def test_metrics(result: FitResult, test: Split, staging: Path) -> dict[str, Any]:
-    """Test-set figures of the torch model, then export and parity-check the ONNX file."""
-    model = result.model.cpu().float().eval()
-    x, y = to_tensors(test.images, test.labels, torch.device("cpu"))
-    torch_logits = predict_logits(model, x)
-    metrics: dict[str, Any] = {
-        "test_accuracy": int((torch_logits.argmax(1) == y).sum()) / len(y),
-        "test_loss": F.cross_entropy(torch_logits, y).item(),
-    }
+def test_metrics(
+    result: FitResult, test: Split, staging: Path, phase: PhaseTimer | None = None
+) -> dict[str, Any]:
+    """Test-set figures of the torch model, on the device it trained on (one upload, big
+    batches, float32), then export it once (leaving `result.model` on the CPU) and check
+    the ONNX file against those logits."""
+    phase = phase or PhaseTimer()
+    model = result.model.float().eval()
+    with phase("test"):
+        device = next(model.parameters()).device
+        x, y = to_tensors(test.images, test.labels, device)
+        with full_precision(device):
+            logits = predict_logits(model, x)
+        hits = (logits[:, :10].argmax(1) == y).sum().float()  # exact: counts below 2**24
+        loss, correct = torch.stack([F.cross_entropy(logits, y), hits]).tolist()  # one read
+        metrics: dict[str, Any] = {
+            "test_accuracy": int(correct) / len(y),
+            "test_loss": float(loss),
+        }
+        torch_logits = logits.cpu().numpy()
     onnx_path = staging / registry.ONNX_FILE
-    export_onnx(fold_model(model), onnx_path)
-    pixels = (test.images[:, None].astype(np.float32) / 255.0).astype(np.float32)
-    served = onnx_logits(onnx_path, pixels)
-    metrics |= check_parity(torch_logits.numpy(), served, test.labels)
+    with phase("export"):
+        export_onnx(fold_model(model.cpu()), onnx_path)
+    with phase("onnx"):
+        pixels = (test.images[:, None].astype(np.float32) / 255.0).astype(np.float32)
+        served = onnx_logits(onnx_path, pixels)
+        metrics |= check_parity(torch_logits, served, test.labels)
     # In the card, so the Models page can draw it where the test set is not at hand
     # (the api container has no MNIST files).
-    metrics["test_confusion"] = confusion_matrix(test.labels, served.argmax(1)).tolist()
-    metrics |= drift.confidence_reference(served)  # the monitor's reference
+    # Digits only: an 11th output ("none of the ten") is the verdict's, not a digit.
+    digit_logits = served[:, :10]
+    metrics["test_confusion"] = confusion_matrix(test.labels, digit_logits.argmax(1)).tolist()
+    metrics |= drift.confidence_reference(digit_logits)  # the monitor's reference
+    metrics |= verdict_test_metrics(served, result.digit_threshold)
     return metrics
 
 
@@ -163,40 +213,55 @@ def train_and_register(
     None they are loaded here."""
     if sources is None:
         cfg, sources = prepare(cfg, settings.model_dir)
-    train = load_split(cfg.dataset, "train", settings)
-    test = load_split(cfg.dataset, "test", settings)
+    if cfg.dataset != "mnist":  # "not a digit" means nothing for clothing photos
+        cfg = cfg.replace(negatives=0.0)
+    phase = PhaseTimer()
+    with phase("load"):
+        train = load_split(cfg.dataset, "train", settings)
+        test = load_split(cfg.dataset, "test", settings)
+        negatives, negatives_record = training_negatives(cfg, train, settings)
     extra = sources.extra.train if sources.extra else None
-    result = fit(
-        cfg,
-        train.images,
-        train.labels,
-        extra=(extra.images, extra.labels) if extra else None,
-        init=sources.parent.state_dict if sources.parent else None,
-        on_epoch=on_epoch,
-        on_step=on_step,
-    )
+    with phase("fit"):
+        result = fit(
+            cfg,
+            train.images,
+            train.labels,
+            extra=(extra.images, extra.labels) if extra else None,
+            init=sources.parent.state_dict if sources.parent else None,
+            negatives=negatives,
+            on_epoch=on_epoch,
+            on_step=on_step,
+        )
+    cfg = result.config or cfg  # as trained: batch and LR sized for the device
     model_dir = settings.model_dir
     version = registry.new_version_id(model_dir, cfg.dataset, cfg.recipe)
     staging = registry.staging_dir(model_dir)
     try:
         t0 = time.perf_counter()
-        metrics = test_metrics(result, test, staging)
+        metrics = test_metrics(result, test, staging, phase)
         metrics["export_seconds"] = round(time.perf_counter() - t0, 3)
-        torch.save(
-            {
-                "arch": cfg.arch,
-                "width": cfg.width,
-                "hidden": cfg.hidden,
-                "members": cfg.members,
-                "state_dict": result.model.state_dict(),
-            },
-            staging / "model.pt",
-        )
-        card = build_card(
-            version, cfg, result, train, test, metrics, staging / registry.ONNX_FILE, sources
-        )
-        (staging / registry.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-        published = registry.publish(staging, model_dir, version)
+        with phase("save"):
+            torch.save(
+                {
+                    "arch": cfg.arch,
+                    "width": cfg.width,
+                    "hidden": cfg.hidden,
+                    "members": cfg.members,
+                    "outputs": cfg.outputs,
+                    "state_dict": result.model.state_dict(),
+                },
+                staging / "model.pt",
+            )
+            metrics["phase_seconds"] = phase.seconds  # the save's own time lands after
+            card = build_card(
+                version, cfg, result, train, test, metrics, staging / registry.ONNX_FILE, sources
+            )
+            card["verdict"] = verdict_card(
+                cfg, result.digit_threshold, result.negative_samples, negatives_record
+            )
+            card["onnx"]["outputs"] = cfg.outputs
+            (staging / registry.CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+            published = registry.publish(staging, model_dir, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -17,8 +17,12 @@ from digitlab.ml.recipes import TrainConfig
 def training_progress(
     cfg: TrainConfig, console: Console
 ) -> Iterator[tuple[Callable[[dict[str, Any]], None], Callable[[int], None]]]:
-    """Yields (on_epoch, on_step) callbacks for `fit` that drive the bar."""
-    per_epoch = 60_000 - cfg.val_size if not cfg.dry_run else cfg.batch_size
+    """Yields (on_epoch, on_step) callbacks for `fit` that drive the bar. The callbacks
+    only touch the host (no device reads), so a GPU's queue never waits on the bar."""
+    from digitlab.ml.train import pick_device  # the batch as `fit` sizes it for the device
+
+    batch = cfg.for_device(pick_device().type).batch_size
+    per_epoch = 60_000 - cfg.val_size if not cfg.dry_run else batch
     epochs = 1 if cfg.dry_run else cfg.epochs
     members = cfg.members
     progress = Progress(

@@ -4,6 +4,7 @@ saved with each model so a run can be repeated exactly."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +39,23 @@ class TrainConfig:
     blur: float = 0.0
     contrast: float = 0.0  # faint ink, grey background
     noise: float = 0.0
+    # The not-a-digit verdict (digitlab.ml.negatives): the share of each epoch's samples
+    # that are negatives, taught as an 11th output "none of the ten" (0: ten outputs,
+    # as before); and the share of validation digits the calibrated threshold accepts.
+    negatives: float = 0.0
+    verdict_accept: float = 0.997
     members: int = 1  # >1: an ensemble of networks trained from different seeds
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0: off
     val_size: int = 5000  # held out of the training split for curves and selection
     seed: int = 0
     bf16: bool = True  # bf16 autocast where the hardware has it
+    # On a CUDA device: batches this many times `batch_size`, the peak LR times its square
+    # root (`for_device`), so that a step gives the GPU real work; 1 trains as on a CPU.
+    cuda_batch_scale: int = 4
+    # torch.compile mode for the network ("default", "reduce-overhead" = CUDA graphs, ...);
+    # "off" until bench/gpu.sh shows its compile time paying for itself.
+    compile: str = "off"
+    deterministic: bool = True  # on CUDA, cuDNN's deterministic kernels: seed -> same weights
     dry_run: bool = False  # train one batch only: a smoke test
     # Building on what exists (digitlab.ml.finetune): a corrections folder appended to the
     # training images, how much each of its images counts against an MNIST image, and the
@@ -51,11 +64,26 @@ class TrainConfig:
     extra_weight: float = 1.0
     parent: str | None = None
 
+    @property
+    def outputs(self) -> int:
+        """10 digits, or 11 with "none of the ten" when training on negatives."""
+        return 11 if self.negatives > 0 else 10
+
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def for_device(self, device_type: str) -> TrainConfig:
+        """This config as it trains on a device of this type ("cuda", "cpu"): on CUDA the
+        batch grows `cuda_batch_scale` times and the LR by its square root. The result has
+        a scale of 1, so the card it is saved in trains the same anywhere."""
+        k = self.cuda_batch_scale
+        if device_type != "cuda" or k == 1:
+            return self
+        return self.replace(batch_size=self.batch_size * k, lr=self.lr * math.sqrt(k),
+                            cuda_batch_scale=1)  # fmt: skip
 
     def augmentation(self) -> Augmentation:
         """The augmentation fields of this config (the same names in both dataclasses)."""
@@ -80,9 +108,15 @@ ROBUST: dict[str, Any] = {
     "noise": 0.1,
 }
 
+# The share of negatives in each epoch of the served recipes: enough to learn "none of
+# the ten", few enough that digit accuracy and training time hold (docs/ood.md).
+NEGATIVES = 0.12
+
 RECIPES: dict[str, TrainConfig] = {
     # >= 99.3% test accuracy in well under 30 s on 2 CPU cores, and robust to the shifts.
-    "fast": TrainConfig(recipe="fast", arch="fast", epochs=2, batch_size=128, lr=0.1, **ROBUST),
+    "fast": TrainConfig(
+        recipe="fast", arch="fast", epochs=2, batch_size=128, lr=0.1, negatives=NEGATIVES, **ROBUST
+    ),
     # >= 99.65%: a deeper net, more epochs, an EMA of the weights (~7 min on 2 cores).
     "best": TrainConfig(
         recipe="best",
@@ -92,6 +126,7 @@ RECIPES: dict[str, TrainConfig] = {
         lr=0.1,
         label_smoothing=0.1,
         ema=0.999,
+        negatives=NEGATIVES,
         **(ROBUST | {"max_shift": 2.0}),
     ),
     # The fast recipe as it was until 2026-12 (shifts only): the robustness baseline.
@@ -110,13 +145,20 @@ RECIPES: dict[str, TrainConfig] = {
         schedule="constant",
         val_size=6000,  # Keras validation_split=0.1
         bf16=False,
+        cuda_batch_scale=1,  # the baseline trains as the reference project did, anywhere
     ),
     # Fine-tuning a parent version (`digitlab train --from VERSION` picks it by default):
     # the architecture comes from the parent; a few epochs at a tenth of fast's peak LR, so
     # the parent's weights are adjusted rather than retrained; fast's augmentation, so the
     # child stays as robust as its parent.
     "finetune": TrainConfig(
-        recipe="finetune", arch="fast", epochs=2, batch_size=128, lr=0.01, **ROBUST
+        recipe="finetune",
+        arch="fast",
+        epochs=2,
+        batch_size=128,
+        lr=0.01,
+        negatives=NEGATIVES,
+        **ROBUST,
     ),
 }
 

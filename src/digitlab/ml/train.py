@@ -1,13 +1,19 @@
 """The training loop: `fit` trains a model from a TrainConfig on uint8 images.
 
-Reads top to bottom: pick the device, split off validation, append any extra images,
-then per network (`train_member`) build the model (or start from given weights) and the
-optimizer and run `train_one_epoch` / `evaluate` per epoch; several networks
-(`members` > 1) become one Ensemble.
+Reads top to bottom: pick the device (and size the batch for it), split off validation,
+append any extra images, then per network (`train_member`) build the model (or start from
+given weights) and the optimizer and run `train_one_epoch` / `evaluate` per epoch; several
+networks (`members` > 1) become one Ensemble.
+
+The whole step stays on the device: the images are uploaded once, as uint8; each epoch's
+order and every random number of the augmentation come from a generator on that device;
+loss and accuracy are summed there and read once per epoch. Nothing inside an epoch waits
+for the host, so a GPU is fed as fast as the host can queue work.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -20,12 +26,13 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitlab.ml.augment import augment
 from digitlab.ml.finetune import weighted_extra
 from digitlab.ml.model import Ensemble, build_model
+from digitlab.ml.negatives import NONE_LABEL
 from digitlab.ml.recipes import TrainConfig
+from digitlab.ml.verdict import calibrate, negatives_for
 
 EpochCallback = Callable[[dict[str, Any]], None]
 StepCallback = Callable[[int], None]
@@ -41,10 +48,40 @@ class FitResult:
     device: str = "cpu"
     train_size: int = 0  # samples per epoch, extra copies included
     extra_samples: int = 0  # of which copies of extra images
+    negative_samples: int = 0  # of which negatives (label 10: "none of the ten")
+    digit_threshold: float | None = None  # the verdict's, calibrated on validation digits
+    config: TrainConfig | None = None  # as trained: batch and LR sized for the device
 
 
-def ema_fn(decay: float) -> Any:
-    return get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+class WeightAverage:
+    """An exponential moving average of a network's weights and BatchNorm statistics: a
+    complete copy that can be evaluated and exported as is. The same arithmetic as
+    torch's AveragedModel with get_ema_multi_avg_fn and use_buffers=True, but it counts
+    its updates on the host: AveragedModel reads its device-side count every step, a sync."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        mine = [*self.module.parameters(), *self.module.buffers()]
+        theirs = [t.detach() for t in (*model.parameters(), *model.buffers())]
+        if self.updates == 0:
+            torch._foreach_copy_(mine, theirs)
+        else:
+            floats = [i for i, t in enumerate(mine) if t.is_floating_point()]
+            torch._foreach_lerp_(
+                [mine[i] for i in floats], [theirs[i] for i in floats], 1 - self.decay
+            )
+            for a, b in zip(mine, theirs, strict=True):
+                if not a.is_floating_point():  # BatchNorm's batch count, as AveragedModel
+                    a.copy_(a * self.decay + b * (1 - self.decay))
+        self.updates += 1
 
 
 def pick_device() -> torch.device:
@@ -128,11 +165,18 @@ def train_one_epoch(
     generator: torch.Generator,
     use_bf16: bool,
     on_step: StepCallback | None = None,
-    ema: AveragedModel | None = None,
+    ema: WeightAverage | None = None,
+    *,
+    host: torch.Generator | None = None,
+    forward: nn.Module | None = None,
 ) -> dict[str, float]:
+    """One pass over (x, y), both on the device, in an order and with augmentation drawn
+    from `generator` (on the same device; `host`, a CPU generator, for the augmentation's
+    per-batch choices). `forward`: the network to call, e.g. a compiled `model`."""
     model.train()
+    forward = model if forward is None else forward
     device = x.device
-    order = torch.randperm(len(x), generator=generator).to(device)
+    order = torch.randperm(len(x), generator=generator, device=generator.device).to(device)
     aug = cfg.augmentation()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -141,16 +185,16 @@ def train_one_epoch(
         idx = order[start : start + cfg.batch_size]
         xb, yb = as_input(x[idx]), y[idx]  # (B, 1, 28, 28), (B,)
         if aug.active:
-            xb = augment(xb, generator, aug)
+            xb = augment(xb, generator, aug, host=host)
         with autocast(device, use_bf16):
-            logits = model(xb)
+            logits = forward(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         if ema is not None:
-            ema.update_parameters(model)
+            ema.update(model)
         # Accumulate on the device: no host sync per step.
         loss_sum += loss.detach() * len(idx)
         correct += (logits.detach().argmax(1) == yb).sum()
@@ -159,23 +203,29 @@ def train_one_epoch(
             on_step(len(idx))
         if cfg.dry_run:
             break
-    return {"train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen}
+    # The epoch's one read from the device.
+    loss_total, correct_total = torch.stack([loss_sum, correct.double()]).tolist()
+    return {"train_loss": loss_total / seen, "train_acc": correct_total / seen}
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    """(N, 10) float32 logits for uint8 (N, 1, 28, 28) images, in eval mode."""
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, batch_size: int | None = None
+) -> torch.Tensor:
+    """(N, 10) float32 logits for uint8 (N, 1, 28, 28) images, in eval mode, on x's
+    device; batches of 10,000 on a GPU, 2,000 on a CPU (default)."""
     model.eval()
-    chunks = [model(as_input(x[i : i + batch_size])).float() for i in range(0, len(x), batch_size)]
+    size = batch_size or (10_000 if x.device.type == "cuda" else 2000)
+    chunks = [model(as_input(x[i : i + size])).float() for i in range(0, len(x), size)]
     return torch.cat(chunks)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     logits = predict_logits(model, x)
-    return {
-        "loss": F.cross_entropy(logits, y).item(),
-        "acc": (logits.argmax(1) == y).float().mean().item(),
-    }
+    loss = F.cross_entropy(logits, y)
+    acc = (logits[:, :10].argmax(1) == y).float().mean()  # a digit is what is served
+    loss_value, acc_value = torch.stack([loss, acc]).tolist()  # one read from the device
+    return {"loss": loss_value, "acc": acc_value}
 
 
 def fit(
@@ -185,6 +235,7 @@ def fit(
     *,
     extra: Images | None = None,
     init: dict[str, torch.Tensor] | None = None,
+    negatives: npt.NDArray[np.uint8] | None = None,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     device: torch.device | None = None,
@@ -194,17 +245,28 @@ def fit(
     (validation stays the dataset's own), each counting `cfg.extra_weight` times
     (`weighted_extra`). `init`: a state dict to start from instead of a fresh init;
     `cfg.epochs` may then be 0 (the weights come back as given). With `cfg.members` > 1,
-    trains that many networks from different seeds and returns their Ensemble.
-    Deterministic for a given seed and device."""
+    trains that many networks from different seeds and returns their Ensemble. With
+    `cfg.negatives` > 0, `negatives` (else `negatives_for` makes them from `images`) join
+    the training part as an 11th class, and the verdict's threshold is calibrated on the
+    validation digits (`result.digit_threshold`). On CUDA
+    the batch and LR are sized for it (`TrainConfig.for_device`); `result.config` is the
+    config as trained. Deterministic for a given seed and device."""
+    if cfg.compile not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {cfg.compile!r}; choose {', '.join(COMPILE_MODES)}")
     if init is not None and cfg.members != 1:
         raise ValueError("starting weights are for a single network, not an ensemble")
     if cfg.epochs < (0 if init is not None else 1):
         raise ValueError(f"epochs must be >= 1 (0 only from given weights), not {cfg.epochs}")
     device = device or pick_device()
+    cfg = cfg.for_device(device.type)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = cfg.deterministic
+        torch.backends.cudnn.benchmark = not cfg.deterministic
     seed_everything(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    x, y = to_tensors(images, labels, device)
-    split = torch.randperm(len(x), generator=generator).to(device)
+    x, y = to_tensors(images, labels, device)  # the one upload: uint8, 47 MB for MNIST
+    # The split is drawn on the host, so validation holds the same images on any device.
+    split = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed))
+    split = split.to(device)
     val_size = min(cfg.val_size, len(x) // 5)
     train_idx, val_idx = split[: len(x) - val_size], split[len(x) - val_size :]
     train = (x[train_idx], y[train_idx])
@@ -214,27 +276,42 @@ def fit(
         x_extra, y_extra = to_tensors(*weighted_extra(*extra, cfg.extra_weight, cfg.seed), device)
         train = (torch.cat([train[0], x_extra]), torch.cat([train[1], y_extra]))
         extra_samples = len(y_extra)
+    negative_samples = 0
+    if cfg.outputs == 11:
+        if negatives is None:
+            negatives = negatives_for(cfg, images, labels)
+        x_neg, y_neg = to_tensors(negatives, np.full(len(negatives), NONE_LABEL, np.uint8), device)
+        train = (torch.cat([train[0], x_neg]), torch.cat([train[1], y_neg]))
+        negative_samples = len(y_neg)
 
     result = FitResult(
         model=nn.Sequential(),
         device=str(device),
         train_size=len(train[1]),
         extra_samples=extra_samples,
+        negative_samples=negative_samples,
+        config=cfg,
     )
     started = time.perf_counter()
     members = []
     for member in range(cfg.members):
         seed = cfg.seed + 1000 * member
         seed_everything(seed)
-        generator.manual_seed(seed)
+        generator = torch.Generator(device).manual_seed(seed)
         model = train_member(
             cfg, train, val, generator, member, result, on_epoch, on_step, init=init
         )
         members.append(model)
     result.model = members[0] if len(members) == 1 else Ensemble(members)
     result.train_seconds = time.perf_counter() - started
-    if val is not None:
+    last = result.history[-1] if result.history else {}
+    if val is not None and len(members) == 1 and "val_acc" in last:
+        result.val_acc = last["val_acc"]  # the last epoch scored this very model
+    elif val is not None:
         result.val_acc = evaluate(result.model, *val)["acc"]
+    if val is not None and cfg.outputs == 11:
+        p_none = predict_logits(result.model, val[0]).softmax(1)[:, NONE_LABEL]
+        result.digit_threshold = calibrate((1 - p_none).cpu().numpy(), cfg.verdict_accept)
     result.model.eval()
     return result
 
@@ -255,7 +332,7 @@ def train_member(
     to `result`."""
     x_train, y_train = train
     device = x_train.device
-    model = build_model(cfg.arch, cfg.width, cfg.hidden)
+    model = build_model(cfg.arch, cfg.width, cfg.hidden, cfg.outputs)
     if init is not None:
         model.load_state_dict(init)  # before the EMA copy, which must start from it too
     model = model.to(device)
@@ -265,20 +342,20 @@ def train_member(
     epochs = 1 if cfg.dry_run else cfg.epochs
     sched = make_schedule(opt, cfg, steps_per_epoch * epochs)
     use_bf16 = cfg.bf16 and bf16_supported(device)
-    # The averaged copy includes BatchNorm statistics (use_buffers), so it is a
-    # complete model that can be evaluated and exported as is.
-    ema = (
-        AveragedModel(model, multi_avg_fn=ema_fn(cfg.ema), use_buffers=True)
-        if cfg.ema > 0
-        else None
-    )
+    ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     final = model if ema is None else cast(nn.Sequential, ema.module)
+    # The augmentation's per-batch choices: on a CPU from the same generator (as before
+    # generators lived on the device), elsewhere from a CPU one, so they need no sync.
+    seed = int(generator.initial_seed())
+    host = generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
+    forward = model if cfg.compile == "off" else torch.compile(model, mode=cfg.compile)
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         row: dict[str, Any] = {"member": member, "epoch": epoch, "lr": opt.param_groups[0]["lr"]}
         row |= train_one_epoch(
-            model, x_train, y_train, opt, sched, cfg, generator, use_bf16, on_step, ema
-        )
+            model, x_train, y_train, opt, sched, cfg, generator, use_bf16, on_step, ema,
+            host=host, forward=cast(nn.Module, forward),
+        )  # fmt: skip
         train_time = time.perf_counter() - t0
         if val is not None:
             scores = evaluate(final, *val)
