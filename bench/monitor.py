@@ -30,7 +30,7 @@ from procfs import cpu_seconds
 GOAL_MS = 300.0
 WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 INDEXES = {
-    "ix_predictions_monitor": "predictions (model_id, created_at, label, confidence)",
+    "ix_predictions_monitor": "predictions (model_id, created_at, label, confidence, is_digit)",
     "ix_feedback_source_prediction_id": "feedback (source, prediction_id)",
 }
 

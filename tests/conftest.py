@@ -33,6 +33,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=MNIST_DIR,
         fashion_download_dir=tmp_path / "fashion-download",
+        negatives_dir=tmp_path / "negatives",
         model_dir=tmp_path / "models",
         report_dir=tmp_path / "reports",
         mirrors=[],
@@ -99,6 +100,7 @@ def trained_fast_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion
         settings = Settings(
             data_dir=MNIST_DIR,
             model_dir=root / "models",
+            negatives_dir=root / "negatives",
             report_dir=root / "reports",
             database_url=f"sqlite:///{root / 'unused.db'}",
             _env_file=None,  # type: ignore[call-arg]

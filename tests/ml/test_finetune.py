@@ -76,7 +76,9 @@ def test_extra_images_join_training_and_the_lineage_names_them(
     card = train_and_register(cfg, settings).card
 
     assert opened == ["train-images-idx3-ubyte.gz"]  # never the heldout part
-    assert card["dataset"]["train_size"] == 55_000 + 60  # MNIST less validation, 30 x 2
+    negatives = card["verdict"]["negatives"]["samples_per_epoch"]
+    # MNIST less validation, 30 x 2, and the not-a-digit pictures
+    assert card["dataset"]["train_size"] == 55_000 + 60 + negatives
     assert set(card["dataset"]["checksums"]) == MNIST_FILES
     manifest = corrections_module.read_manifest(corrections)
     assert card["lineage"] == {

@@ -62,7 +62,7 @@ class DriftCollector(Collector):
             log.warning("drift gauge not updated: %s", exc)
             report = None
         for v in report.versions if report else []:
-            if v.requests < MIN_FOR_DRIFT:
+            if v.digits < MIN_FOR_DRIFT:
                 continue
             signals = {"score": v.drift_score, "confidence": v.psi_confidence}
             signals["class_mix"] = v.psi_class_mix

@@ -268,6 +268,8 @@ def print_score(result: ScoreResult, version: str) -> None:
         console.print(
             f"accuracy {result.accuracy:.2%} ({wrong} wrong of {result.labelled} labelled)"
         )
+    share = result.refused / result.stored if result.stored else 0.0
+    console.print(f"not a digit: {result.refused} refused of {result.stored} ({share:.2%})")
 
 
 def predictions(

@@ -9,7 +9,9 @@ every prediction made for it. Anonymous corrections (anyone's) go in only with
 `include_anonymous`, and only for inputs no labeller has labelled. The filters then
 choose which inputs go in (by when that latest feedback was given, and by the version
 whose prediction it corrected), so an export never holds
-a label that a newer correction has replaced. The same database and arguments give
+a label that a newer correction has replaced. A prediction the model answered as not a
+digit (`is_digit` false) goes in only when a labeller gave it a digit: anyone's word is
+not enough to make a doodle training data. The same database and arguments give
 byte-identical files.
 """
 
@@ -48,6 +50,9 @@ class ExportResult:
     # Anonymous corrections in the export ("included") and those it left out
     # ("left_out": inputs only anonymous people corrected; 0 with include_anonymous).
     anonymous: dict[str, int]
+    # Anonymous corrections of predictions answered as not a digit, left out even with
+    # include_anonymous (only a labeller's label brings those in).
+    not_digit_left_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,13 @@ class Item:
     feedback_at: datetime | None
     image: bytes
     source: str | None = None  # the correction's: labeller or anonymous
+    # The corrected prediction's verdict (None: stored before there was one).
+    is_digit: bool | None = None
+
+    @property
+    def refused_anonymously(self) -> bool:
+        """Answered as not a digit, and only an anonymous person said which digit."""
+        return self.source == ANONYMOUS and self.is_digit is False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +132,7 @@ def corrected_items(
     """Every input with a correction that counts, labelled by it, filtered on it."""
     latest = latest_per_input(include_anonymous=include_anonymous)
     query = (
-        select(Feedback, Prediction.label, ModelRow.version, InputData)
+        select(Feedback, Prediction.label, Prediction.is_digit, ModelRow.version, InputData)
         .join(latest, latest.c.feedback_id == Feedback.id)
         .join(Prediction, Prediction.id == Feedback.prediction_id)
         .join(ModelRow, ModelRow.id == Prediction.model_id)
@@ -145,8 +157,9 @@ def corrected_items(
             feedback_at=utc(fb.created_at),
             image=row.image,
             source=fb.source,
+            is_digit=is_digit,
         )
-        for fb, predicted, version, row in session.execute(query)
+        for fb, predicted, is_digit, version, row in session.execute(query)
     ]
 
 
@@ -240,6 +253,8 @@ def export(
             session, since=since, until=until, model=model, include_anonymous=include_anonymous
         )
         left_out = 0 if include_anonymous else anonymous_left_out(session)
+        not_digit = sum(i.refused_anonymously for i in items)
+        items = [i for i in items if not i.refused_anonymously]
         if with_labelled:
             extra = labelled_items(session, since=since, until=until)
             items = sorted(items + extra, key=lambda i: i.input_id)
@@ -263,6 +278,7 @@ def export(
         "time_range": [iso(min(times)), iso(max(times))] if times else None,
         "counts": counts,
         "anonymous": anonymous,
+        "not_digit_left_out": not_digit,
         "feedback_ids": feedback_ids,
         "items": [i.to_json() for i in items],
     }
@@ -285,4 +301,5 @@ def export(
         feedback_ids=feedback_ids,
         manifest=manifest,
         anonymous=anonymous,
+        not_digit_left_out=not_digit,
     )

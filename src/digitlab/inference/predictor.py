@@ -45,9 +45,15 @@ class Predictor:
     `check_every` seconds) picks up a new default version."""
 
     def __init__(
-        self, model_dir: Path, *, threads: int = SERVING_THREADS, check_every: float = 0.0
+        self,
+        model_dir: Path,
+        *,
+        threads: int = SERVING_THREADS,
+        check_every: float = 0.0,
+        threshold: float | None = None,
     ) -> None:
         self.model_dir = model_dir
+        self.threshold = threshold  # the verdict_threshold setting; None: the card's
         self.threads = threads
         self.check_every = check_every
         self._lock = threading.Lock()
@@ -104,5 +110,5 @@ class Predictor:
         classifier = classifier or self.classifier()  # one model for the whole batch
         start = time.perf_counter()
         probs, scores = split_outputs(classifier.logits(model_input(digits)))
-        is_digit = scores >= verdict_threshold(classifier.model)
+        is_digit = scores >= verdict_threshold(classifier.model, self.threshold)
         return Batch(classifier.model, probs, time.perf_counter() - start, is_digit)

@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from digitlab.inference.verdict import softmax as softmax  # where it lived before
+from digitlab.inference.verdict import split_outputs
 from digitlab.registry.versions import ModelVersion, verify_onnx
 
 
@@ -40,13 +42,8 @@ class OnnxClassifier:
         return logits
 
     def probabilities(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """(N, 10) softmax probabilities for (N, 28, 28) uint8 images."""
+        """(N, 10) digit probabilities for (N, 28, 28) uint8 images (a model with an 11th
+        output, "none of the ten", has it left out: `verdict.split_outputs`)."""
+
         x = images.reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255)
-        return softmax(self.logits(x))
-
-
-def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    probs: npt.NDArray[np.float32] = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-    return probs
+        return split_outputs(self.logits(x))[0]

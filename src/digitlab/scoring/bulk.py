@@ -20,7 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digitlab.data import Split
+from digitlab.inference.preprocess import model_input
 from digitlab.inference.runtime import OnnxClassifier
+from digitlab.inference.verdict import split_outputs, verdict_threshold
 from digitlab.scoring.sharding import Shard
 from digitlab.store import crud, db, shards
 
@@ -33,6 +35,7 @@ class ScoreResult:
     labelled: int  # how many came with a true label
     correct: int  # of those, how many the model got right
     seconds: float
+    refused: int = 0  # answered as not a digit (`is_digit` false)
 
     @property
     def accuracy(self) -> float | None:
@@ -54,11 +57,20 @@ def score(
     them or, on any failure, none."""
     start = time.perf_counter()
     with db.transaction(engine) as session:
-        labelled, correct = store_scores(
+        labelled, correct, refused = store_scores(
             session, classifier, model_id, images,
             sources=sources, labels=labels, originals=originals, on_progress=on_progress,
         )  # fmt: skip
-    return ScoreResult(len(images), labelled, correct, time.perf_counter() - start)
+    return ScoreResult(len(images), labelled, correct, time.perf_counter() - start, refused)
+
+
+def judge(
+    classifier: OnnxClassifier, images: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """(N, 10) digit probabilities and the (N,) not-a-digit verdicts, as the service
+    gives them (digitlab.inference.verdict)."""
+    probs, scores = split_outputs(classifier.logits(model_input(images)))
+    return probs, scores >= verdict_threshold(classifier.model)
 
 
 def store_scores(
@@ -71,14 +83,15 @@ def store_scores(
     labels: Sequence[int | None],
     originals: Sequence[bytes | None] | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Predict and store chunk by chunk in the caller's transaction; returns how many
-    came with a true label and how many of those the model got right."""
-    labelled = correct = 0
+    came with a true label, how many of those the model got right, and how many it
+    answered as not a digit."""
+    labelled = correct = refused = 0
     for lo in range(0, len(images), CHUNK):
         hi = min(lo + CHUNK, len(images))
         t = time.perf_counter()
-        probs = classifier.probabilities(images[lo:hi])
+        probs, is_digit = judge(classifier, images[lo:hi])
         per_image_ms = (time.perf_counter() - t) * 1000 / (hi - lo)
         crud.record_batch(
             session,
@@ -89,14 +102,16 @@ def store_scores(
             labels=labels[lo:hi],
             latency_ms=per_image_ms,
             originals=originals[lo:hi] if originals is not None else None,
+            is_digit=is_digit.tolist(),
         )
+        refused += int((~is_digit).sum())
         for predicted, label in zip(probs.argmax(axis=1), labels[lo:hi], strict=True):
             if label is not None:
                 labelled += 1
                 correct += int(predicted == label)
         if on_progress is not None:
             on_progress(hi - lo)
-    return labelled, correct
+    return labelled, correct, refused
 
 
 @dataclass(frozen=True)
@@ -152,7 +167,7 @@ def score_shard(
                 )  # fmt: skip
             except IntegrityError:
                 raise _ShardTakenError from None  # leaves the block: the transaction rolls back
-            labelled, correct = store_scores(
+            labelled, correct, refused = store_scores(
                 session, classifier, model_id, images,
                 sources=sources, labels=labels, originals=originals, on_progress=on_progress,
             )  # fmt: skip
@@ -165,7 +180,7 @@ def score_shard(
                 "nothing was stored"
             ) from None
         return other
-    return ScoreResult(len(images), labelled, correct, time.perf_counter() - start)
+    return ScoreResult(len(images), labelled, correct, time.perf_counter() - start, refused)
 
 
 @dataclass(frozen=True)
@@ -200,7 +215,8 @@ def demo(
             if stored.tobytes() != image.tobytes():
                 raise db.StoreError(f"input {input_id}: the stored image differs from the original")
             t = time.perf_counter()
-            probs = classifier.probabilities(stored[None])[0]
+            found, is_digit = judge(classifier, stored[None])
+            probs = found[0]
             latency_ms = (time.perf_counter() - t) * 1000
             prediction_id = crud.record_prediction(
                 session,
@@ -208,6 +224,7 @@ def demo(
                 model_id=model_id,
                 probabilities=probs,
                 latency_ms=latency_ms,
+                is_digit=bool(is_digit[0]),
             )
         samples.append(
             DemoSample(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, literal_column, select
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, literal_column, select
 from sqlalchemy.orm import Session, aliased
 
 from digitlab.store.models import Feedback, InputData, ModelRow, Prediction, TrainingFeedback
@@ -138,6 +138,7 @@ class QueueItem:
     top3: list[tuple[int, float]]
     anonymous_label: int | None  # the latest anonymous correction, if any
     anonymous_feedback_id: int | None
+    is_digit: bool | None = None  # the model's verdict; None: stored before there was one
 
     @property
     def disagrees(self) -> bool:
@@ -173,7 +174,10 @@ def count_waiting(session: Session) -> int:
 def queue(session: Session, *, limit: int) -> list[QueueItem]:
     """Inputs waiting for a trusted label, most informative first: those whose anonymous
     correction disagrees with the model (a mistake or an attack, either way worth a
-    look), then the smallest margin between the model's two best answers."""
+    look), then the smallest margin between the model's two best answers; those the
+    model answered as not a digit come after every digit, however small their margin
+    (a doodle's margin is small and teaches nothing), unless someone said which digit
+    it was."""
     # The latest prediction of each input: none newer for the same input (an anti-join
     # on ix_predictions_input_id, cheaper than grouping every prediction).
     newer = aliased(Prediction)
@@ -191,6 +195,8 @@ def queue(session: Session, *, limit: int) -> list[QueueItem]:
     second = _second_best(session.get_bind().dialect.name)
     margin = (Prediction.confidence - second).label("margin")
     disagrees = and_(anonymous.c.label.is_not(None), anonymous.c.label != Prediction.label)
+    # NULL (stored before the verdict) sorts with the digits.
+    refused = case((Prediction.is_digit.is_(False), 1), else_=0)
     query = (
         select(Prediction, ModelRow.version, margin, anonymous.c.id, anonymous.c.label)
         .join(InputData, InputData.id == Prediction.input_id)
@@ -198,7 +204,7 @@ def queue(session: Session, *, limit: int) -> list[QueueItem]:
         .outerjoin(last_anonymous, last_anonymous.c.input_id == Prediction.input_id)
         .outerjoin(anonymous, anonymous.c.id == last_anonymous.c.id)
         .where(latest, _waiting())
-        .order_by(disagrees.desc(), margin.asc(), Prediction.input_id.asc())
+        .order_by(disagrees.desc(), refused.asc(), margin.asc(), Prediction.input_id.asc())
         .limit(limit)
     )
     items = []
@@ -216,6 +222,7 @@ def queue(session: Session, *, limit: int) -> list[QueueItem]:
                 top3=[(d, probs[d]) for d in best],
                 anonymous_label=anon_label,
                 anonymous_feedback_id=anon_id,
+                is_digit=prediction.is_digit,
             )
         )
     return items

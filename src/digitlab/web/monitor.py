@@ -62,7 +62,7 @@ def monitor_page(
                 ),
                 "confidence_chart": charts.paired_bars(
                     short_bin_names(report.confidence_edges) if report else [],
-                    [c / v.requests if v.requests else 0.0 for c in v.confidence_counts],
+                    [c / v.digits if v.digits else 0.0 for c in v.confidence_counts],
                     v.reference_confidence,
                     title=f"Confidence of {v.version} vs the test set",
                     live_name="live",

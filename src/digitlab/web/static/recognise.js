@@ -109,21 +109,36 @@ drop.addEventListener("drop", (event) => {
 
 function show(result) {
   predictionId = result.prediction_id;
+  // is_digit false: the model judged the picture not to be a digit. No number is claimed
+  // then (the bars still show the nearest), and the person may say which digit it was.
+  const refused = result.is_digit === false;
   document.getElementById("result").hidden = false;
-  document.getElementById("digit").textContent = result.prediction;
-  document.getElementById("confidence").textContent = `${(result.confidence * 100).toFixed(1)}%`;
+  document.getElementById("answer").classList.toggle("refused", refused);
+  const digit = document.getElementById("digit");
+  digit.textContent = refused ? "?" : result.prediction;
+  digit.setAttribute("aria-label", refused ? "not a digit" : "predicted digit");
+  document.getElementById("confidence-name").textContent = refused ? "answer" : "confidence";
+  document.getElementById("confidence").textContent =
+    refused ? "not a digit" : `${(result.confidence * 100).toFixed(1)}%`;
+  document.getElementById("feedback-legend").textContent =
+    refused ? "Was it a digit? It was…" : "Wrong? It was…";
   document.getElementById("model-version").textContent = result.model_version;
   // image_url carries a key for this one image when the service guards stored data.
   document.getElementById("saw").src = result.image_url;
   const rows = result.probabilities.map((p, d) => {
     const pct = (p * 100).toFixed(1);
-    const best = d === result.prediction ? ' class="best"' : "";
+    const best = d === result.prediction && !refused ? ' class="best"' : "";
     return `<tr${best}><th scope="row">${d}</th><td class="bar">` +
-           `<div class="fill" style="width:${Math.max(p * 100, 0.3)}%"></div></td>` +
+           `<div class="fill" data-width="${Math.max(p * 100, 0.3)}"></div></td>` +
            `<td class="pct">${pct}%</td></tr>`;
   });
   document.getElementById("bars").innerHTML = rows.join("");
-  say(`It looks like a ${result.prediction}.`);
+  // The Content-Security-Policy refuses style="..." in markup; .style is allowed.
+  for (const fill of document.querySelectorAll("#bars .fill")) {
+    fill.style.width = `${fill.dataset.width}%`;
+  }
+  say(refused ? "This does not look like a digit. If it is one, say which below."
+              : `It looks like a ${result.prediction}.`);
 }
 
 document.getElementById("feedback-buttons").addEventListener("click", async (event) => {
