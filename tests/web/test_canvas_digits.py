@@ -13,7 +13,7 @@ def test_drawn_digits_are_recognised(site: str, page: Page) -> None:
     page.goto(site + "/")
     read = []
     for label, strokes in penpaths.sample(30, seed=3):
-        page.get_by_role("button", name="Clear").click()
+        page.get_by_role("button", name="Clear", exact=True).click()
         penpaths.draw(page, strokes)
         page.get_by_role("button", name="Recognise").click()
         expect(page.locator("#status")).to_contain_text("It looks like a")

@@ -1,0 +1,82 @@
+"""The strokes of a picture of a number: connected components of its binarized ink,
+specks dropped, and the parts of one digit (a 5 whose top is apart, a 4 in two strokes)
+merged into one group. Pure numpy: no scipy on the serving path."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+# A component whose longer side is under this fraction of the tallest one's is a speck.
+SPECK = 0.15
+# Two components overlapping horizontally by this fraction of the narrower one's width
+# are parts of one digit.
+MERGE_OVERLAP = 0.55
+# A stroke lower than this fraction of the line's height is part of a digit, or no digit.
+FRAGMENT = 0.5
+
+
+def label_components(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], int]:
+    """8-connected components of a mask, labelled 1..n (0 background), from its row runs
+    joined with a union-find: no scipy on the serving path."""
+    parent: list[int] = [0]
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    labels = np.zeros(mask.shape, np.int32)
+    previous: list[tuple[int, int, int]] = []  # (start, end, label) of the row above
+    for y in range(mask.shape[0]):
+        row = np.concatenate([[False], mask[y], [False]]).astype(np.int8)
+        edges = np.flatnonzero(np.diff(row))
+        runs = []
+        for start, end in zip(edges[0::2], edges[1::2], strict=True):
+            label = len(parent)
+            parent.append(label)
+            for p_start, p_end, p_label in previous:
+                if p_start <= end and start <= p_end:  # touching, diagonals included
+                    a, b = find(label), find(p_label)
+                    parent[max(a, b)] = min(a, b)
+            runs.append((int(start), int(end), label))
+            labels[y, start:end] = label
+        previous = runs
+    roots = np.array([find(k) for k in range(len(parent))], np.int32)
+    _, compact = np.unique(roots, return_inverse=True)
+    return compact.astype(np.int32)[labels], int(compact.max())
+
+
+def groups_of(labels: npt.NDArray[np.int32], count: int) -> list[npt.NDArray[np.bool_]]:
+    """The components, specks dropped and the parts of one digit merged, as masks."""
+    boxes = []
+    for k in range(1, count + 1):
+        ys, xs = np.nonzero(labels == k)
+        boxes.append((int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1, k))
+    if not boxes:
+        return []
+    tallest = max(b[3] - b[2] for b in boxes)
+    kept = [b for b in boxes if max(b[1] - b[0], b[3] - b[2]) >= SPECK * tallest]
+    line = float(np.median([b[3] - b[2] for b in kept]))
+    # Tallest first: a digit's body takes in the strokes lying over it.
+    kept.sort(key=lambda b: b[2] - b[3])
+    merged: list[list[int]] = []
+    spans: list[tuple[int, int]] = []
+    for x0, x1, y0, y1, k in kept:
+        # A short stroke (the bar of a 5, a dot of a broken line) joins the group it
+        # overlaps most, however little; a tall one only a group it mostly lies within.
+        need = 0.2 if y1 - y0 < FRAGMENT * line else MERGE_OVERLAP
+        best, spot = 0.0, -1
+        for g, (g0, g1) in enumerate(spans):
+            overlap = (min(x1, g1) - max(x0, g0)) / min(x1 - x0, g1 - g0)
+            if overlap >= need and overlap > best:
+                best, spot = overlap, g
+        if spot < 0:
+            merged.append([k])
+            spans.append((x0, x1))
+        else:
+            merged[spot].append(k)
+            spans[spot] = (min(x0, spans[spot][0]), max(x1, spans[spot][1]))
+    order = sorted(range(len(merged)), key=lambda g: spans[g][0])
+    return [np.isin(labels, merged[g]) for g in order]
