@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+import sys
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from digitlab.api.errors import BadInputError
 from digitlab.api.schemas import MAX_BATCH, BatchIn, ImageIn
+from digitlab.inference.preprocess import MAX_DECODED_PIXELS, decoded_pixels
 
 _CONTROL = re.compile(r"[\x00-\x1F\x7F]")
 DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)
@@ -24,6 +26,10 @@ BATCH_EXAMPLE = (
     '{"images": [{"image": "<base64 PNG>"}, ...]} as JSON, or a multipart form with one '
     "`file` part per image"
 )
+# The pixels one request may decode, all its images together: the work a request costs
+# is bounded, not only its bytes (256 tiny PNGs of a few KB can each hold 4 megapixels).
+# Four of the largest pictures, or 256 of 250x250.
+MAX_REQUEST_PIXELS = 4 * MAX_DECODED_PIXELS
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,11 @@ async def _json_object(request: Request, example: str) -> dict[str, object]:
         raise BadInputError(f"the body is not valid JSON ({exc}); send {example}") from None
     except RecursionError:  # `[[[[...` a few thousand deep: the parser's stack runs out
         raise BadInputError(f"the JSON is nested too deeply; send {example}") from None
+    except ValueError:  # Python's limit on int(str): a number of more than 4,300 digits
+        raise BadInputError(
+            f"the JSON holds a number of more than {sys.get_int_max_str_digits():,} digits;"
+            f" send {example}"
+        ) from None
     if not isinstance(payload, dict):
         raise BadInputError(f"the body is JSON but not an object; send {example}")
     return payload
@@ -134,6 +145,20 @@ async def read_batch(request: Request) -> list[Upload]:
         Upload(decode_base64(item.image, f"images.{k}.image"), item.true_label, "api:json")
         for k, item in enumerate(batch.images)
     ]
+
+
+def decoded_pixels_of(uploads: list[Upload]) -> int:
+    """The pixels the images of a request decode to, read from their headers; a 413
+    when a batch's are more than MAX_REQUEST_PIXELS (a single image has its own bound)."""
+    total = sum(decoded_pixels(u.data) for u in uploads)
+    if total > MAX_REQUEST_PIXELS:
+        raise BadInputError(
+            f"the {len(uploads)} images decode to {total / 1e6:.1f} megapixels together;"
+            f" at most {MAX_REQUEST_PIXELS / 1e6:.1f} in one request: send fewer or smaller"
+            " images per request",
+            status=413,
+        )
+    return total
 
 
 def _is_multipart(request: Request, example: str) -> bool:

@@ -24,8 +24,10 @@ WORKER_APP = f"{__name__}:worker_app"
 
 def build_app(settings: Settings) -> FastAPI:
     """The app, with everything loaded so far frozen out of the collector's way."""
+    from digitlab.api.server_limits import return_freed_memory
     from digitlab.app import create_app
 
+    return_freed_memory()  # a large picture's memory goes back once it is decoded
     app = create_app(settings)
     # Everything loaded so far (modules, the model, the app) lives as long as the
     # process. Frozen, the collector stops scanning it: a full collection over it took

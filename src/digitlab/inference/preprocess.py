@@ -25,6 +25,10 @@ Pure numpy and Pillow; no torch.
 from __future__ import annotations
 
 import io
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -39,6 +43,14 @@ BOX = 20
 # Limits against decompression bombs, checked from the header before any pixel is decoded.
 MAX_SIDE = 8192
 MAX_PIXELS = 4096 * 4096
+# What is decoded (a JPEG at the reduced scale its draft mode gives) is bounded tighter: a
+# digit never needs 4 megapixels, and a 65 KB all-zero 4096x4096 PNG would otherwise
+# take 64 MB and a fraction of a second of CPU to decode.
+MAX_DECODED_PIXELS = 2048 * 2048
+# At most this many pictures of over LARGE_PIXELS are decoded at once in a process: more
+# threads than cores decode no faster, and each holds up to ~30 MB while it does.
+LARGE_PIXELS = 512 * 512
+_large_decodes = threading.BoundedSemaphore(2)
 # Larger pictures are shrunk to this before normalising: plenty for a 20x20 result.
 WORK_SIDE = 1024
 # Ink below this fraction of the strongest ink does not count for the bounding box
@@ -72,15 +84,49 @@ class ImageTooLargeError(ImageError):
 
 def decode(data: bytes) -> Image.Image:
     """Open and fully decode the first frame of an image, with its EXIF orientation applied."""
+    return load(open_image(data))
+
+
+def open_image(data: bytes) -> Image.Image:
+    """The image's header read, its size checked, nothing decoded yet (Image.open is lazy);
+    a JPEG set to decode at the smallest scale that still gives WORK_SIDE."""
     if not data:
         raise ImageError("the image is empty (0 bytes)")
-    try:
+    with _image_errors():
         picture = Image.open(io.BytesIO(data), formats=FORMATS)
         check_size(picture.size)
-        if picture.format == "JPEG":  # decode at a reduced scale when that is enough
-            picture.draft(picture.mode, (WORK_SIDE, WORK_SIDE))
+        if picture.format == "JPEG":  # decoded at a reduced scale: 1/2, 1/4 or 1/8
+            # The scale that still gives `shrink()` its WORK_SIDE on the longer side.
+            scale = WORK_SIDE / max(picture.size)
+            picture.draft(picture.mode, (int(picture.width * scale), int(picture.height * scale)))
+        check_decoded_size(picture.size)
+        return picture
+
+
+def load(picture: Image.Image) -> Image.Image:
+    """The opened picture decoded, turned as its EXIF orientation says."""
+    with _image_errors():
         picture.load()
-        return ImageOps.exif_transpose(picture)
+        # In place: otherwise an upright picture is copied, twice its memory at once.
+        ImageOps.exif_transpose(picture, in_place=True)
+        return picture
+
+
+def decoded_pixels(data: bytes) -> int:
+    """How many pixels `data` decodes to, read from its header; 0 when it cannot be read
+    (decoding it says why)."""
+    try:
+        width, height = open_image(data).size
+    except ImageError:
+        return 0
+    return width * height
+
+
+@contextmanager
+def _image_errors() -> Iterator[None]:
+    """Pillow's errors on a file it cannot read, as ImageError."""
+    try:
+        yield
     except Image.DecompressionBombError:
         raise ImageTooLargeError(
             f"the image is too large; at most {MAX_SIDE} pixels a side and "
@@ -89,10 +135,15 @@ def decode(data: bytes) -> Image.Image:
     except UnidentifiedImageError:
         kinds = ", ".join(FORMATS)
         raise ImageError(f"not an image file that can be read; send one of: {kinds}") from None
+    except (ImageError, MemoryError):
+        raise
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        if isinstance(exc, ImageError):
-            raise
         raise ImageError(f"a broken or truncated image file ({exc})") from None
+    except Exception:
+        # A crafted file breaks Pillow in other ways: a TIFF whose StripOffsets are of type
+        # RATIONAL, or whose XMP tag is of type SHORT, raises TypeError. Its message is
+        # Python's, of no use to the sender.
+        raise ImageError("a broken image file: its structure cannot be decoded") from None
 
 
 def check_size(size: tuple[int, int]) -> None:
@@ -103,6 +154,17 @@ def check_size(size: tuple[int, int]) -> None:
         raise ImageTooLargeError(
             f"the image is too large: {width}x{height} pixels; the limit is {MAX_SIDE} a side and "
             f"{MAX_PIXELS // 1_000_000} megapixels: scale it down first"
+        )
+
+
+def check_decoded_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_DECODED_PIXELS:
+        side = math.isqrt(MAX_DECODED_PIXELS)
+        raise ImageTooLargeError(
+            f"the image is too large: {width}x{height} pixels, far more than a digit needs; "
+            f"at most {MAX_DECODED_PIXELS / 1_000_000:.1f} megapixels (such as {side}x{side}): "
+            "scale it down first"
         )
 
 
@@ -272,11 +334,16 @@ def to_mnist(picture: Image.Image) -> Digit:
 
 def image_to_digit(data: bytes) -> Digit:
     """Image file bytes to the (28, 28) uint8 digit the model sees; ImageError if unusable."""
-    picture = decode(data)
-    try:
-        return to_mnist(picture)
-    except (OSError, ValueError) as exc:  # a mode or layout Pillow decodes but cannot convert
-        raise ImageError(f"cannot convert this image ({exc})") from None
+    picture = open_image(data)
+    width, height = picture.size
+    with _large_decodes if width * height > LARGE_PIXELS else nullcontext():
+        picture = load(picture)
+        try:
+            return to_mnist(picture)
+        except (OSError, ValueError) as exc:  # a mode or layout Pillow decodes but cannot convert
+            raise ImageError(f"cannot convert this image ({exc})") from None
+        except TypeError:
+            raise ImageError("cannot convert this image: its layout cannot be read") from None
 
 
 def model_input(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
