@@ -8,7 +8,10 @@ or a labeller may view), and
 a browser signs in once on /login and then carries a cookie holding an expiry and an HMAC
 under the token: never the token itself, and it stops working when the token changes.
 Tokens are compared in constant time; a refused credential is logged with the client's
-address and the path, never with any part of what was sent.
+address and the path, never with any part of what was sent. A client that sends more than
+`wrong_tokens_per_minute` wrong tokens gets 429 for every credential it sends until its
+bucket refills, the right one included: otherwise 429 would only mean "wrong", and the
+guessing would go on at full speed.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import time
 from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from digitlab.api.deps import API_PREFIX, SettingsDep
 from digitlab.api.params import InputId
+from digitlab.api.ratelimit import RateLimiter
 from digitlab.config import Settings
 
 log = logging.getLogger("digitlab.auth")
@@ -31,6 +36,9 @@ log = logging.getLogger("digitlab.auth")
 VIEWER_COOKIE = "digitlab_viewer"
 LABELLER_COOKIE = "digitlab_labeller"
 SESSION_SECONDS = 12 * 3600
+# An expiry is a Unix time: 10 digits until the year 2286. Longer ones (int() refuses
+# past 4,300 digits) and non-ASCII digits ("²".isdigit() is True) are not a session.
+EXPIRY_DIGITS = 12
 # Declared on the guarded routes so that /docs offers an "Authorize" button; the header
 # itself is read by `viewer_state`, which also takes the browser's cookie.
 viewer_scheme = HTTPBearer(
@@ -59,7 +67,39 @@ def matches(given: str | None, *tokens: str | None) -> bool:
 
 
 def bearer(authorization: str | None) -> str:
-    return (authorization or "").removeprefix("Bearer ").strip()
+    """The token in `Authorization: Bearer <token>`, the scheme in any case (RFC 9110);
+    "" for another scheme or a bare token, which callers then refuse as a wrong credential
+    (the header is there) rather than take."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    app.state.wrong_tokens = RateLimiter(settings.wrong_tokens_per_minute)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def throttle(request: Request) -> None:
+    """429 with Retry-After while this client has spent its wrong tokens; call it before
+    looking at a credential it sends."""
+    limiter: RateLimiter | None = getattr(request.app.state, "wrong_tokens", None)
+    wait = limiter.peek(client_address(request)) if limiter else 0.0
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise HTTPException(
+            429,
+            f"too many wrong tokens from this address: try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+def count_wrong_token(request: Request) -> None:
+    limiter: RateLimiter | None = getattr(request.app.state, "wrong_tokens", None)
+    if limiter:
+        limiter.take(client_address(request))
 
 
 def _sign(token: str, message: str) -> str:
@@ -77,7 +117,9 @@ def session_valid(
     token: str, value: str, *, now: float | None = None, role: str = "viewer"
 ) -> bool:
     expires, _, _ = value.partition(".")
-    if not expires.isdigit() or int(expires) <= (now if now is not None else time.time()):
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= EXPIRY_DIGITS):
+        return False  # not a cookie this service made: signed out, never a 500
+    if int(expires) <= (now if now is not None else time.time()):
         return False
     expected = f"{expires}.{_sign(token, f'digitlab {role} session until {expires}')}"
     return hmac.compare_digest(value.encode(), expected.encode())
@@ -89,11 +131,21 @@ def labeller_state(request: Request, settings: Settings) -> Credential:
     token = settings.labeller_token
     if not token:
         return "missing"
-    given = bearer(request.headers.get("authorization"))
+    header = presented(request)
+    given = bearer(header)
     cookie = request.cookies.get(LABELLER_COOKIE, "")
     if matches(given, token) or (cookie and session_valid(token, cookie, role="labeller")):
         return "ok"
-    return "wrong" if given or cookie else "missing"
+    return "wrong" if header or cookie else "missing"
+
+
+def presented(request: Request) -> str | None:
+    """The Authorization header, after `throttle`: a client that has sent too many wrong
+    tokens gets 429 for whatever it sends now."""
+    header = request.headers.get("authorization")
+    if header:
+        throttle(request)
+    return header
 
 
 def image_key(token: str, input_id: int) -> str:
@@ -115,19 +167,23 @@ def viewer_state(request: Request, settings: Settings) -> Credential:
     token = settings.viewer_token
     if not token:
         return "open"
-    given = bearer(request.headers.get("authorization"))
+    header = presented(request)
+    given = bearer(header)
     cookie = request.cookies.get(VIEWER_COOKIE, "")
     if matches(given, token, settings.admin_token) or (cookie and session_valid(token, cookie)):
         return "ok"
     if labeller_state(request, settings) == "ok":  # a labeller may view
         return "ok"
-    return "wrong" if given or cookie else "missing"
+    return "wrong" if header or cookie else "missing"
 
 
 def refused(request: Request, what: str) -> None:
+    """Log a refused credential; a refused Authorization header spends one of the
+    client's wrong tokens (a cookie is signed: guessing one is hopeless)."""
     # The address and the path only: the token, the cookie and the query stay out of logs.
-    client = request.client.host if request.client else "unknown"
-    log.warning("refused %s from %s for %s", what, client, request.url.path)
+    log.warning("refused %s from %s for %s", what, client_address(request), request.url.path)
+    if request.headers.get("authorization"):
+        count_wrong_token(request)
 
 
 def viewer_allowed(request: Request, settings: Settings) -> bool:
@@ -193,7 +249,8 @@ async def require_admin(
     token = settings.admin_token
     if not token:
         raise HTTPException(403, "model activation is off: set DIGITLAB_ADMIN_TOKEN to enable it")
-    if not matches(bearer(request.headers.get("authorization")), token):
+    if not matches(bearer(presented(request)), token):
+        refused(request, "a wrong admin token")
         raise HTTPException(
             401,
             "a valid admin token is needed: send `Authorization: Bearer <token>`",

@@ -100,10 +100,12 @@ async def feedback_source(
     state = auth.labeller_state(request, settings)
     if state == "ok":
         return LABELLER
-    given = auth.bearer(request.headers.get("authorization"))
+    header = auth.presented(request)
     # A viewer's or an admin's token is a credential of this service, just not a
-    # labeller's: their corrections are anonymous. Anything else is a mistake.
-    if given and not auth.matches(given, settings.viewer_token, settings.admin_token):
+    # labeller's: their corrections are anonymous. Anything else (another scheme, a bare
+    # token) is a mistake.
+    credential = auth.bearer(header)
+    if header and not auth.matches(credential, settings.viewer_token, settings.admin_token):
         auth.refused(request, "a wrong token on a correction")
         raise _wrong_labeller()
     if request.cookies.get(auth.LABELLER_COOKIE) and settings.labeller_token:

@@ -43,6 +43,17 @@ class RateLimiter:
             self._buckets[client] = (tokens, now)
             return (1.0 - tokens) / self.refill_per_s
 
+    def peek(self, client: str) -> float:
+        """Like `take` without spending: 0.0 while `client` has a token left, else the
+        seconds until it has one."""
+        if self.capacity <= 0:
+            return math.inf
+        now = self._clock()
+        with self._lock:
+            tokens, when = self._buckets.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - when) * self.refill_per_s)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.refill_per_s
+
     def _sweep(self, now: float) -> None:
         full_after = self.capacity / self.refill_per_s
         for client, (_, when) in list(self._buckets.items()):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from digitlab.api import auth
@@ -74,17 +74,26 @@ def login(
     next_path: Annotated[str, Form(alias="next")] = DEFAULT_NEXT,
 ) -> Response:
     target = safe_next(next_path)
+    if not settings.viewer_token and not settings.labeller_token:
+        return RedirectResponse(target, status_code=303)  # nothing is guarded
+    try:
+        auth.throttle(request)  # before the token is compared: 429 says nothing about it
+    except HTTPException as exc:
+        error = f"{str(exc.detail).capitalize()}."
+        page = render(request, "login.html", "login", status_code=429, next=target, error=error)
+        page.headers.update(exc.headers or {})
+        return page
     if auth.matches(token, settings.labeller_token):
         return signed_in(request, target, auth.LABELLER_COOKIE, settings.labeller_token, "labeller")
-    if not settings.viewer_token:
-        return RedirectResponse(target, status_code=303)  # nothing is guarded
-    if not auth.matches(token, settings.viewer_token, settings.admin_token):
-        auth.refused(request, "a wrong viewer token on the sign-in form")
-        error = "That is not the viewer token. Ask whoever runs this service for it."
-        page = render(request, "login.html", "login", status_code=401, next=target, error=error)
-        page.headers["WWW-Authenticate"] = "Bearer"  # a 401 names its scheme (RFC 9110)
-        return page
-    return signed_in(request, target, auth.VIEWER_COOKIE, settings.viewer_token, "viewer")
+    if settings.viewer_token and auth.matches(token, settings.viewer_token, settings.admin_token):
+        return signed_in(request, target, auth.VIEWER_COOKIE, settings.viewer_token, "viewer")
+    auth.refused(request, "a wrong token on the sign-in form")
+    auth.count_wrong_token(request)
+    which = "the viewer token" if settings.viewer_token else "the labeller token"
+    error = f"That is not {which}. Ask whoever runs this service for it."
+    page = render(request, "login.html", "login", status_code=401, next=target, error=error)
+    page.headers["WWW-Authenticate"] = "Bearer"  # a 401 names its scheme (RFC 9110)
+    return page
 
 
 def signed_in(
