@@ -50,6 +50,9 @@ def test_run_serves_the_existing_model(
         "DIGITLAB_MODEL_DIR": str(trained_fast_model.path.parent),
         "DIGITLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
         "DIGITLAB_PORT": str(port),
+        # No background upgrade: it would train `best` into the session's shared model
+        # folder (tests/upgrade covers the upgrade).
+        "DIGITLAB_UPGRADE": "false",
     }
     process = start(["run"], env, tmp_path)
     r, output = predict_and_stop(port, process, mnist_test.images[0])

@@ -18,7 +18,7 @@ def compose() -> dict[str, Any]:
 
 def test_services_and_their_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"db", "migrate", "train", "api", "proxy", "retrain"}
+    assert set(services) == {"db", "migrate", "train", "api", "proxy", "retrain", "upgrade"}
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert services["train"]["depends_on"] == {
         "migrate": {"condition": "service_completed_successfully"}
@@ -66,8 +66,9 @@ def test_one_shot_services_run_the_right_commands(compose: dict[str, Any]) -> No
 def test_api_takes_models_from_the_database_and_can_scale(compose: dict[str, Any]) -> None:
     api = compose["services"]["api"]
     assert api["command"] == ["digitlab", "serve"]
-    # No shared volume: each replica caches the database's models in its own folder.
-    assert "volumes" not in api
+    # No shared models volume: each replica caches the database's models in its own
+    # folder; only the upgrade's status file comes from a volume, read-only.
+    assert api["volumes"] == ["reports:/reports:ro"]
     assert api["environment"]["DIGITLAB_MODEL_DIR"].startswith("/home/digitlab/")
     assert api["environment"]["DIGITLAB_DATABASE_URL"].startswith("postgresql")
     assert api["restart"] == "unless-stopped"

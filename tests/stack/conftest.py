@@ -145,7 +145,14 @@ def _write_env(source: Path, port: int, mirror: str | None) -> dict[str, str]:
         "DIGITLAB_ADMIN_TOKEN": secrets.token_urlsafe(16),
         "DIGITLAB_VIEWER_TOKEN": secrets.token_urlsafe(16),
         "DIGITLAB_PORT": str(port),
+        # The load tests send thousands of predictions from one address without a token;
+        # the limit itself is tested on a served process (tests/api/test_hostile_uploads.py).
+        "DIGITLAB_ANONYMOUS_PREDICTIONS_PER_MINUTE": "0",
     }
+    # The upgrade service's switch, quickly: the first model is `plain` (shifts only) and
+    # the upgrade trains `fast` (robust, as good on MNIST test), not `best` (~7 min).
+    env["DIGITLAB_RECIPE"] = "plain"
+    env["DIGITLAB_UPGRADE_RECIPE"] = "fast"
     if mirror:
         env["DIGITLAB_MIRRORS"] = json.dumps([mirror])
     if os.environ.get("TORCH_INDEX_URL"):

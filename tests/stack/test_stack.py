@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -64,6 +65,43 @@ def test_build_and_up_download_train_and_serve(stack: Stack) -> None:
     for image in ("digitlab-serve:latest", "digitlab-train:latest"):
         size = int(docker("image", "inspect", "-f", "{{.Size}}", image))
         stack.note(f"image {image}: {size / 1e6:,.0f} MB")
+
+
+def test_the_upgrade_service_switches_to_the_robust_model_under_load(
+    stack: Stack, bodies: list[bytes]
+) -> None:
+    """`up` served the first model at once; the upgrade service trains the robust recipe
+    beside it and promotes it, and the api follows without a failed request."""
+    first = serving_version(stack)
+    assert first.endswith("-mnist-plain"), first  # DIGITLAB_RECIPE in the stack's .env
+    started = time.monotonic()
+    versions: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    while (current := serving_version(stack)) == first:
+        log = stack.compose("logs", "--no-color", "--tail=30", "upgrade")
+        assert time.monotonic() - started < 900, log
+        assert "upgrade failed" not in log and "upgrade kept" not in log, log
+        # Paced: the trainer runs at a lower priority than the api and needs the CPU too.
+        result = run_load(stack.port, bodies, 2, 100)
+        versions.update(result.versions)
+        failures.update(result.failures)
+        stack.answered += result.ids
+        time.sleep(1)
+    stack.note(
+        f"upgrade service: {current} served {time.monotonic() - started:.0f} s after "
+        f"`up` returned; answers meanwhile: {dict(versions)}"
+    )
+    assert current.endswith("-mnist-fast"), current
+    after = run_load(stack.port, bodies, 2, 100)
+    stack.answered += after.ids
+    assert not failures and not after.failures, (failures, after.failures)
+    assert versions[first] > 0 and dict(after.versions) == {current: len(after.ids)}
+    assert "upgrade promoted" in stack.compose("logs", "upgrade")
+    status, body, _ = stack.get("/api/v1/upgrade")
+    assert status == 200 and json.loads(body)["state"] == "promoted", body
+    assert b'data-state="promoted"' in stack.get("/models")[1]
+    # It stays up, idle, so that a later `up --wait` does not count it as failed.
+    assert "upgrade" in stack.compose("ps", "--services", "--status", "running")
 
 
 def test_predictions_pages_and_metrics_through_the_proxy(
