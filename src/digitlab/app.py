@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from digitlab.api import (
+    auth,
     errors,
     health,
     labeller,
@@ -19,12 +20,15 @@ from digitlab.api import (
     monitor,
     openapi,
     predict,
+    predict_limit,
     predictions,
-    responses,
+    read,
+    reference,
     review,
     runs,
-    schemas,
+    security,
 )
+from digitlab.api import upgrade as upgrade_api
 from digitlab.api.body_limit import BodyLimitMiddleware
 from digitlab.api.metrics import MetricsMiddleware
 from digitlab.api.service import Service, prepare_engine
@@ -33,9 +37,11 @@ from digitlab.inference.predictor import Predictor
 from digitlab.registry import versions as registry
 from digitlab.registry.database import Watcher
 from digitlab.store.artifacts import in_database
+from digitlab.web import docs as api_docs
 from digitlab.web import monitor as monitor_page
 from digitlab.web import pages as web
 from digitlab.web import runs as runs_page
+from digitlab.web import upload as upload_page
 
 log = logging.getLogger("digitlab.api")
 
@@ -44,7 +50,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     """The service over `settings`' database and model folder. The database may be down
     (the service starts not ready); a schema that is behind raises StoreError."""
     if service is None:
-        service = Service(settings, prepare_engine(settings), Predictor(settings.model_dir))
+        predictor = Predictor(settings.model_dir, threshold=settings.verdict_threshold)
+        service = Service(settings, prepare_engine(settings), predictor)
     watcher = model_watcher(service)
     if watcher is not None:
         watcher.sync_now()  # the active version before the first request, if reachable
@@ -70,39 +77,39 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         # operationId = the handler's name (`predict`, `list_predictions`): what a client
         # generated from the schema calls its functions.
         generate_unique_id_function=lambda route: route.name,
+        # Served from this service's own files by web/docs.py, not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     errors.install(app)
     openapi.install(app)
     labeller.install(app, settings)  # the limit on anonymous corrections
-    routers = (predict.router, predictions.router, models.router, review.router)
+    predict_limit.install(app, settings)  # and on anonymous predictions
+    auth.install(app, settings)  # the limit on wrong tokens
+    routers = (predict.router, read.router, predictions.router, models.router, review.router)
     for router in (*routers, monitor.router, runs.router):
         app.include_router(router)
     app.include_router(health.router)
+    app.include_router(upgrade_api.router)  # the background upgrade's progress
     web.install(app)  # the pages: /, /history, /models and /static
+    api_docs.install(app)  # /docs and /redoc, from static/docs
     app.include_router(monitor_page.router)
     app.include_router(runs_page.router)
     monitor.install_gauge(service)  # digitlab_drift_psi on /metrics
-    # The reference API's path, so its clients work unchanged.
-    app.add_api_route(
-        "/predict",
-        predict.predict,
-        methods=["POST"],
-        response_model=schemas.PredictOut,
-        openapi_extra=predict.ONE_BODY,
-        responses=responses.UPLOAD,
-        tags=["predict"],
-        summary="Predict (the reference API's path)",
-        name="predict_reference",
-    )
+    # The reference project's routes (/health, /predict, /upload), as it answers them.
+    app.include_router(reference.router)
+    app.include_router(upload_page.router)
     # The last one added runs first: metrics see the 413s the body limit answers.
     app.add_middleware(
         BodyLimitMiddleware,
         max_body=settings.max_upload_bytes,
         drain_bytes=settings.oversize_drain_bytes,
         drain_seconds=settings.oversize_drain_seconds,
+        body_seconds=settings.body_read_seconds,
     )
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    security.install(app)  # outermost: every answer gets the security headers
     return app
 
 

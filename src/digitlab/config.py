@@ -53,6 +53,20 @@ class Settings(BaseSettings):
         "registry is in PostgreSQL.",
     )
     report_dir: Path = Field(default=Path("var/reports"), description="Evaluation reports.")
+    negatives_dir: Path = Field(
+        default=_user_cache_dir() / "negatives",
+        description="Where the not-digit pictures training makes (digitlab.ml.negatives) are "
+        "kept between runs; safe to delete.",
+    )
+    verdict_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Overrides the model card's `verdict.threshold`: a picture is a digit "
+        "when its digit score (1 - p(none), or the maximum softmax for a ten-output model) "
+        "is at least this. Unset (default): the card's, calibrated to accept 99.7% of "
+        "MNIST validation digits; 0.5 for a model without one.",
+    )
     database_url: str = Field(
         default="sqlite:///var/digitlab.db",
         description="The prediction store: embedded SQLite by default, or "
@@ -93,9 +107,39 @@ class Settings(BaseSettings):
         description="Anonymous corrections each client address may give per minute (a burst "
         "of as many, then one every 60/N s); 0: anonymous feedback is off. Per worker process.",
     )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="The proxy whose X-Forwarded-For / X-Forwarded-Proto are believed: "
+        "comma-separated addresses or networks (the Compose nginx's address, the ingress "
+        "controller's pods). Empty: no proxy is trusted, the connection's own address is "
+        "the client's. Never `*` where clients can reach the service directly: each could "
+        "then name its own address and reset its rate limits.",
+    )
+    wrong_tokens_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Wrong tokens (a bearer token, or one typed on /login) each client "
+        "address may send per minute (a burst of as many, then one every 60/N s) before "
+        "every credential it sends is answered 429 with Retry-After. Per worker process.",
+    )
+    anonymous_predictions_per_minute: int = Field(
+        default=0,
+        ge=0,
+        description="Predictions each client address may ask for per minute without the "
+        "labeller or admin token (a burst of as many, then one every 60/N s); past it, 429 "
+        "with Retry-After. 0: no limit, the default for `digitlab run` and `serve`; the "
+        "Compose and Kubernetes deployments set it. Per worker process.",
+    )
     max_upload_bytes: int = Field(
         default=5 * 1024 * 1024,
         description="Largest request body the service reads (5 MB); larger ones get 413.",
+    )
+    body_read_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a client may take to send a request's whole body (15 s: a 5 MB "
+        "upload at 350 KB/s); a slower one gets 408 and its connection is closed, so that "
+        "bodies trickled in a few bytes at a time do not hold connections open.",
     )
     # Clients that read the answer only after sending everything (urllib, requests) see
     # the 413 instead of a reset thanks to the drain.
@@ -109,6 +153,29 @@ class Settings(BaseSettings):
         default=10.0,
         description="After a 413, for how long at most the rest of the body is read and "
         "thrown away before the connection closes.",
+    )
+    # The upgrade (digitlab upgrade): serve the quick first model at once, then train the
+    # robust recipe in the background and switch to it through the promotion policy.
+    upgrade: bool = Field(
+        default=True,
+        description="Whether `digitlab run` trains the robust model (`upgrade_recipe`) in "
+        "the background after the first one serves, and switches to it when the promotion "
+        "policy holds; `digitlab run --no-upgrade` turns it off for one run.",
+    )
+    upgrade_recipe: str = Field(
+        default="best",
+        description="The recipe the upgrade trains (`best`: the robust model, ~7 min on 2 "
+        "cores); a quick one (`plain`) for tests.",
+    )
+    upgrade_epochs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Override the upgrade recipe's epochs (unset: the recipe's own).",
+    )
+    upgrade_status_file: Path = Field(
+        default=Path("var/upgrade.json"),
+        description="Where the upgrade's trainer writes its progress (epoch, time left, "
+        "outcome), read by `digitlab run` and the Models page.",
     )
 
 

@@ -114,11 +114,19 @@ def viewer_client(viewer_settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def viewer_stored(viewer_settings: Settings, mnist_test: Split) -> dict[str, int]:
-    """One prediction in the guarded service's store: its ids fill the routes' paths."""
+    """One prediction and one reading in the guarded service's store: their ids fill the
+    routes' paths."""
+    number = np.concatenate([mnist_test.images[0], mnist_test.images[1]], axis=1)
     with TestClient(create_app(viewer_settings)) as c:
         r = c.post("/api/v1/predict", json={"image": b64(png(mnist_test.images[0]))})
+        read = c.post("/api/v1/read", json={"image": b64(png(number))})
     assert r.status_code == 200, r.text
-    return {"prediction_id": r.json()["prediction_id"], "input_id": r.json()["input_data_id"]}
+    assert read.status_code == 200, read.text
+    return {
+        "prediction_id": r.json()["prediction_id"],
+        "input_id": r.json()["input_data_id"],
+        "reading_id": read.json()["reading_id"],
+    }
 
 
 def png(pixels: npt.NDArray[np.uint8], fmt: str = "PNG") -> bytes:

@@ -89,7 +89,6 @@ CASES: dict[str, tuple[str, tuple[bytes, str], int, str]] = {
     "form, broken body": (ONE, (b"--x\r\ngarbage", f"multipart/form-data; boundary={BOUNDARY}"),
                           422, "multipart"),
     "form, bomb": (ONE, multipart(("file", "b.png", huge_png(30000, 30000))), 413, "too large"),
-    "reference path, no image": ("/predict", as_json({}), 422, "image"),
     "batch of 257": (BATCH, as_json({"images": [{"image": GOOD}] * 257}), 422, "at most 256"),
     "form batch of 257": (BATCH, multipart(*[("file", f"{k}.png", png(DIGIT)) for k in range(257)]),
                           422, "maximum number of files is 256"),

@@ -50,6 +50,9 @@ def contract_service(
         "DIGITLAB_VIEWER_TOKEN": VIEWER_TOKEN,
         "DIGITLAB_ADMIN_TOKEN": ADMIN_TOKEN,
         "DIGITLAB_LABELLER_TOKEN": LABELLER_TOKEN,
+        # The "wrong" token's hundreds of 401s would otherwise block this client's other
+        # tokens with 429 for a minute (tested in test_auth_hardening.py).
+        "DIGITLAB_WRONG_TOKENS_PER_MINUTE": "1000000",
     }
     with serving(settings, folder, **tokens) as served:
         image = tests.api.contract_hooks.IMAGES[0]

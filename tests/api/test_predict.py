@@ -27,7 +27,7 @@ def test_json_predict_answers_and_stores(
     r = client.post("/api/v1/predict", json={"image": b64(png(image)), "true_label": label})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert FIELDS | {"model_version", "latency_ms", "image_url"} == set(body)
+    assert FIELDS | {"model_version", "latency_ms", "image_url", "is_digit"} == set(body)
     assert body["image_url"] == f"/api/v1/inputs/{body['input_data_id']}/image.png"
     probs = expected(settings_api, image[None])[0]
     assert body["prediction"] == int(probs.argmax())

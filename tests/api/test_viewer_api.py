@@ -22,6 +22,8 @@ GUARDED_API = {
     ("GET", "/api/v1/inputs/{input_id}/image.png"),  # or the key from the prediction
     ("GET", "/api/v1/monitor"),
     ("GET", "/api/v1/runs"),
+    ("GET", "/api/v1/readings"),
+    ("GET", "/api/v1/readings/{reading_id}"),
 }
 GUARDED_PAGES = {("GET", "/history"), ("GET", "/monitor"), ("GET", "/runs")}  # to /login
 ADMIN = {("POST", "/api/v1/models/{version}/activate")}
@@ -41,18 +43,23 @@ OPEN_READS = {
     ("GET", "/api/v1/models"),
     ("GET", "/api/v1/models/current"),
     ("GET", "/healthz"),
+    ("GET", "/health"),  # the reference project's liveness check
     ("GET", "/readyz"),
+    ("GET", "/api/v1/upgrade"),  # which model trains in the background, how far
     ("GET", "/metrics"),  # counts by route and label: aggregates only
     ("GET", "/login"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
     ("GET", "/openapi.json"),
 }
 OPEN_WRITES = {
     ("POST", "/predict"),
+    ("POST", "/upload"),  # the reference project's form: a prediction, like /predict
     ("POST", "/api/v1/predict"),
     ("POST", "/api/v1/predict/batch"),
+    ("POST", "/api/v1/read"),  # a number: a prediction per digit
+    # anonymous corrections of a reading are kept as such (trusted from a labeller only)
+    ("POST", "/api/v1/readings/{reading_id}/correct"),
     # The Recognise page sends it anonymously; it writes a label and reveals nothing.
     # Anonymous ones are rate-limited and train nothing unless asked (test_review.py).
     ("POST", "/api/v1/predictions/{prediction_id}/feedback"),

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,10 +27,20 @@ from digitlab.inference.predictor import Batch
 MAX_GROUP = 256  # images per group: one model call, one write
 
 Ids = list[tuple[int, int]]  # (input id, prediction id) per image
-Store = Callable[
-    [npt.NDArray[np.uint8], list[str], list[int | None], list[bytes | None]],
-    Awaitable[tuple[Batch, Ids]],
-]
+
+
+class Store(Protocol):
+    """Predict and store a group; `anonymous`: per image, a label an anonymous client
+    gave, kept as its anonymous feedback (passed only when the group has one)."""
+
+    def __call__(
+        self,
+        digits: npt.NDArray[np.uint8],
+        sources: list[str],
+        labels: list[int | None],
+        originals: list[bytes | None],
+        anonymous: list[int | None] | None = None,
+    ) -> Awaitable[tuple[Batch, Ids]]: ...
 
 
 @dataclass
@@ -39,6 +50,7 @@ class Job:
     labels: list[int | None]
     originals: list[bytes | None]
     future: asyncio.Future[tuple[Batch, Ids]]
+    anonymous: list[int | None] | None = None
 
 
 class GroupWriter:
@@ -57,10 +69,11 @@ class GroupWriter:
         sources: list[str],
         labels: list[int | None],
         originals: list[bytes | None],
+        anonymous: list[int | None] | None = None,
     ) -> tuple[Batch, Ids]:
         """Predict and store `digits`; returns once their group is committed."""
         future: asyncio.Future[tuple[Batch, Ids]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(Job(digits, sources, labels, originals, future))
+        self._waiting.append(Job(digits, sources, labels, originals, future, anonymous))
         if self._task is None:
             self._task = asyncio.create_task(self._drain())
         return await future
@@ -83,12 +96,16 @@ class GroupWriter:
             self._task = None
 
     async def _write(self, group: list[Job]) -> None:
+        extra = {}
+        if any(j.anonymous for j in group):
+            extra["anonymous"] = [a for j in group for a in (j.anonymous or [None] * len(j.digits))]
         try:
             batch, ids = await self._store(
                 np.concatenate([j.digits for j in group]),
                 [s for j in group for s in j.sources],
                 [label for j in group for label in j.labels],
                 [o for j in group for o in j.originals],
+                **extra,
             )
         except BaseException as exc:  # every request of the group gets the error
             for job in group:

@@ -27,6 +27,10 @@ STORE_DOWN = (
 )
 
 
+# FastAPI's HTTPException detail for a JSON body it cannot parse.
+UNPARSED_BODY = "There was an error parsing the body"
+
+
 class BadInputError(Exception):
     """A request the service cannot use; `status` is the 4xx to answer with."""
 
@@ -69,8 +73,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 400:  # FastAPI's to a body it cannot parse (not UTF-8, too deep)
-            return error(422, "body: cannot be read as JSON (not UTF-8, or nested too deeply)")
+        if exc.status_code == 400 and exc.detail == UNPARSED_BODY:  # FastAPI's, to bad JSON
+            return error(
+                422,
+                "body: cannot be read as JSON (not UTF-8, nested too deeply, or a number of"
+                " over 4,300 digits)",
+            )
+        if exc.status_code == 400:  # Starlette's, to a form it cannot read (a field over 1 MB)
+            return error(422, f"body: the form cannot be read: {exc.detail}")
         return error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(StoreError)
@@ -80,8 +90,10 @@ def install(app: FastAPI) -> None:
         return error(503, STORE_DOWN)
 
     @app.exception_handler(RegistryError)
-    async def no_model(_: Request, exc: RegistryError) -> JSONResponse:
-        return error(503, f"no model to serve: {exc}")
+    async def no_model(request: Request, exc: RegistryError) -> JSONResponse:
+        # The full message names the model folder: for the log only.
+        log.warning("no model on %s %s: %s", request.method, request.url.path, exc)
+        return error(503, f"no model to serve: {exc.public}")
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,9 @@
 """What the monitor shows, assembled from the store's aggregates and the model cards:
 for the serving version and the one before it, over a window (hour, day, week), the
-requests, the predicted-class mix against the training mix, the confidence histogram
-against the test set's, the drift scores (PSI) and the trusted live accuracy.
+requests, how many were answered as not a digit, the predicted-class mix against the
+training mix, the confidence histogram against the test set's, the drift scores (PSI)
+and the trusted live accuracy. The mix, the histogram and the drift are of the answers
+that were digits: a run of doodles is reported as refused, not as drift.
 
 `build(settings, session, window)` is shared by `GET /api/v1/monitor`, the /monitor page
 and the drift gauge on /metrics.
@@ -51,6 +53,17 @@ class VersionMonitor(BaseModel):
     version: str
     role: Literal["serving", "previous"]
     requests: int = Field(description="Predictions made in the window")
+    digits: int = Field(
+        description="Of those, answered as a digit (or stored before the verdict existed):"
+        " what the class mix, the confidence counts and the drift are of"
+    )
+    refused: int = Field(description="Of those, answered as not a digit (`is_digit` false)")
+    judged: int = Field(
+        description="Of those, with a verdict (not stored before the verdict existed)"
+    )
+    refused_share: float | None = Field(
+        description="refused / the predictions with a verdict; null when none has one"
+    )
     class_mix: list[float] = Field(description="Share of predictions per digit 0..9")
     training_mix: list[float] = Field(description="Share of each digit in the training labels")
     training_mix_source: str = Field(description="Where the training mix came from")
@@ -62,7 +75,7 @@ class VersionMonitor(BaseModel):
     psi_class_mix: float | None = Field(description="PSI of the class mix vs the training mix")
     drift_score: float | None = Field(description="The larger PSI; null without predictions")
     drifting: bool = Field(description="drift_score above the threshold on enough predictions")
-    enough_for_drift: bool = Field(description=f"At least {MIN_FOR_DRIFT} predictions")
+    enough_for_drift: bool = Field(description=f"At least {MIN_FOR_DRIFT} digit answers")
     trusted: Trusted
 
 
@@ -72,6 +85,8 @@ class MonitorOut(BaseModel):
     drift_threshold: float
     confidence_edges: list[float] = Field(description="Inner edges of the confidence bins")
     waiting_for_review: int = Field(description="Stored inputs without a labeller's label")
+    readings: int = Field(0, description="Whole numbers read in the window (POST /read)")
+    corrected_readings: int = Field(0, description="Of those, how many were corrected")
     versions: list[VersionMonitor] = Field(description="The serving version, then the one before")
 
 
@@ -129,7 +144,7 @@ def build(
         psi_mix = drift.psi(mix, seen.by_label)
         scores = [s for s in (psi_conf, psi_mix) if s is not None]
         score = max(scores) if scores else None
-        enough = seen.requests >= MIN_FOR_DRIFT
+        enough = seen.digits >= MIN_FOR_DRIFT
         per_class = [
             {"label": k, **_share(labelled.correct[k], labelled.labelled[k])} for k in range(10)
         ]
@@ -138,6 +153,10 @@ def build(
                 version=version,
                 role=role,  # type: ignore[arg-type]
                 requests=seen.requests,
+                digits=seen.digits,
+                refused=seen.refused,
+                judged=seen.judged,
+                refused_share=seen.refused_share,
                 class_mix=drift.shares(seen.by_label),
                 training_mix=mix,
                 training_mix_source=mix_source,
@@ -160,5 +179,7 @@ def build(
         drift_threshold=drift.PSI_THRESHOLD,
         confidence_edges=list(store.CONFIDENCE_EDGES),
         waiting_for_review=found.waiting,
+        readings=found.readings,
+        corrected_readings=found.corrected_readings,
         versions=out,
     )

@@ -19,7 +19,7 @@ UNUSED_SCHEMAS = ("HTTPValidationError", "ValidationError")
 VALIDATION_REF = "#/components/schemas/HTTPValidationError"
 # Operations open to anyone that a labeller's token changes: feedback without it is an
 # anonymous correction (rate-limited), with it a trusted one.
-LABELLER_OPTIONAL = ("feedback",)
+LABELLER_OPTIONAL = ("feedback", "correct_reading")
 
 
 def _share(operation: dict[str, Any]) -> None:
@@ -53,6 +53,11 @@ def build(app: FastAPI) -> dict[str, Any]:
                 security.append({})
             if operation.get("operationId") in LABELLER_OPTIONAL and {} not in security:
                 security.append({})
+            # A client that sent too many wrong tokens gets 429 for any it sends (auth.py).
+            if any(security) and "429" not in operation.setdefault("responses", {}):
+                operation["responses"]["429"] = {
+                    "$ref": f"#/components/responses/{component_name(429)}"
+                }
     components = schema.setdefault("components", {})
     components["responses"] = shared_components()
     for name in UNUSED_SCHEMAS:

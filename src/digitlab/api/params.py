@@ -56,6 +56,20 @@ def _date_time(value: Any) -> Any:
     return value
 
 
+def utf8_text(value: object) -> object:
+    """A clear message for a lone surrogate (`"\\ud800"` in JSON), which is no character
+    and cannot be stored, before pydantic's raw codec message."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "holds a lone UTF-16 surrogate (such as \\ud800), which is not a character:"
+                " send text only"
+            ) from None
+    return value
+
+
 def plain_text(value: str | None) -> str | None:
     if value is not None and _CONTROL.search(value):
         raise ValueError("control characters (such as NUL) are not allowed")
@@ -100,5 +114,8 @@ Version = Annotated[
 ]
 # A text field of a body (a note): no control characters, on either store.
 PlainText = Annotated[
-    str, AfterValidator(plain_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
+    str,
+    BeforeValidator(utf8_text),
+    AfterValidator(plain_text),
+    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
 ]

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -35,10 +35,12 @@ from digitlab.api.uploads import Upload
 from digitlab.inference.preprocess import ImageError, ImageTooLargeError
 from digitlab.registry.versions import RegistryError
 from digitlab.store.db import StoreError
-from digitlab.web.render import render
 
 log = logging.getLogger("digitlab.api")
 router = APIRouter(include_in_schema=False)
+
+# What the reference answers 400 (or 503) {"error": ...} for, not a 500.
+BAD_REFERENCE_INPUT = (BadInputError, ImageError, RegistryError, StoreError)
 
 # `data:image/png;base64,` or `data:image/png,`: the reference strips either.
 DATA_PREFIX = re.compile(r"^\s*data:[^,]{0,200},", re.IGNORECASE)
@@ -107,14 +109,14 @@ async def _form_upload(request: Request, fields: tuple[str, ...]) -> Upload:
     raise BadInputError(f"the form has no image file (field `{fields[0]}`)", 400)
 
 
-async def _read(request: Request, form_fields: tuple[str, ...]) -> Upload:
+async def read_upload(request: Request, form_fields: tuple[str, ...]) -> Upload:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         return await _form_upload(request, form_fields)
     return await _json_upload(request)
 
 
-def _problem(exc: Exception) -> tuple[int, str]:
+def problem(exc: Exception) -> tuple[int, str]:
     """The reference's status and message for what went wrong (the log keeps the cause)."""
     if isinstance(exc, BadInputError):
         return exc.status, exc.message
@@ -129,7 +131,7 @@ def _problem(exc: Exception) -> tuple[int, str]:
     return 503, STORE_DOWN
 
 
-async def _predict_one(request: Request, service: Service, upload: Upload) -> dict[str, Any]:
+async def predict_one(request: Request, service: Service, upload: Upload) -> dict[str, Any]:
     start = time.perf_counter()
     stored = await _predict(service, [upload], trusted=labels_trusted(request, service.settings))
     elapsed = (time.perf_counter() - start) * 1000
@@ -146,20 +148,8 @@ def health() -> dict[str, str]:
 async def predict_reference(request: Request, service: ServiceDep) -> Response:
     """The reference's predict: lenient input, errors as 400 `{"error": ...}`."""
     try:
-        upload = await _read(request, ("file", "image"))
-        return JSONResponse(await _predict_one(request, service, upload))
-    except (BadInputError, ImageError, RegistryError, StoreError) as exc:
-        status, message = _problem(exc)
+        upload = await read_upload(request, ("file", "image"))
+        return JSONResponse(await predict_one(request, service, upload))
+    except BAD_REFERENCE_INPUT as exc:
+        status, message = problem(exc)
         return JSONResponse({"error": message}, status_code=status)
-
-
-@router.post("/upload", response_class=HTMLResponse)
-async def upload(request: Request, service: ServiceDep) -> HTMLResponse:
-    """The reference's upload form: the file in `image`, answered with a page."""
-    try:
-        found = await _read(request, ("image", "file"))
-        result = await _predict_one(request, service, found)
-    except (BadInputError, ImageError, RegistryError, StoreError) as exc:
-        status, message = _problem(exc)
-        return render(request, "upload.html", "upload", status_code=status, error=message)
-    return render(request, "upload.html", "upload", result=result)

@@ -25,7 +25,8 @@ MAX_COMPARED = 8
 # The viewer-guarded reads' errors, and 404 for an id that names no run.
 ERRORS = GUARDED | responses(404)
 # runs.id is a 32-bit INTEGER on both stores: a larger id cannot exist, and would not bind.
-RunId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+MAX_RUN_ID = 2**31 - 1
+RunId = Annotated[int, Field(ge=1, le=MAX_RUN_ID)]
 
 
 class RunOut(BaseModel):

@@ -40,6 +40,10 @@ class PredictOut(BaseModel):
     prediction: int = Field(description="The predicted digit")
     confidence: float = Field(description="Its probability")
     probabilities: list[float] = Field(description="The ten class probabilities, 0..9")
+    is_digit: bool = Field(
+        description="The model's verdict that the picture shows one handwritten digit;"
+        " false: it does not look like a digit, and `prediction` is only the nearest one"
+    )
     input_data_id: int
     prediction_id: int
     model_version: str
@@ -63,6 +67,10 @@ class PredictionOut(BaseModel):
     label: int
     confidence: float
     probabilities: list[float]
+    is_digit: bool | None = Field(
+        description="The model's verdict that the picture shows a digit; null for a"
+        " prediction stored before there was one"
+    )
     true_label: int | None
     source: str
     latency_ms: float

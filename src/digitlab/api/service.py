@@ -69,6 +69,7 @@ class Service:
         sources: list[str],
         labels: list[int | None],
         originals: list[bytes | None],
+        anonymous: list[int | None] | None = None,
     ) -> tuple[Batch, list[tuple[int, int]]]:
         # A small group is scored on the loop (a few images take ~0.1 ms); a large one,
         # or a new model to load, in a thread, so that the loop goes on reading requests.
@@ -88,6 +89,8 @@ class Service:
             labels=labels,
             latency_ms=batch.seconds * 1000 / len(digits),
             originals=originals,
+            is_digit=batch.is_digit.tolist(),
+            anonymous_labels=anonymous,
         )
         ids = await self._store.record_predictions(group)
         self.metrics.serving(batch.model.version)
@@ -100,7 +103,8 @@ class Service:
         try:
             checks["model"] = f"ok ({self.predictor.model.version})"
         except registry.RegistryError as exc:
-            checks["model"] = str(exc)
+            # Without the folder's path (the log has it from startup or a failed request).
+            checks["model"] = exc.public
         try:
             with db.translate_errors(self.engine), self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

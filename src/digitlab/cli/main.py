@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from digitlab.cli import feedback as feedback_cli
+from digitlab.cli import read as read_cli
 from digitlab.cli import retrain as retrain_cli
 from digitlab.cli import runs as runs_cli
 from digitlab.cli import serve as serve_cli
 from digitlab.cli import store as store_cli
+from digitlab.cli import upgrade as upgrade_cli
 from digitlab.cli.common import (
     UsageError,
     console,
+    err_console,
     friendly_errors,
     print_table,
 )
@@ -237,27 +241,57 @@ def data_verify(dataset: DatasetOpt = "mnist") -> None:
 @friendly_errors
 def run(
     serve: Annotated[
-        bool, typer.Option(help="Serve the model after; --no-serve only trains if needed.")
+        bool,
+        typer.Option(
+            help="Serve the model after; --no-serve only trains the first model if needed "
+            "(no upgrade: `digitlab upgrade` trains the robust one in the foreground)."
+        ),
+    ] = True,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            help="While serving, train the robust model in the background and switch to it "
+            "when the promotion policy holds (setting: DIGITLAB_UPGRADE)."
+        ),
     ] = True,
 ) -> None:
-    """The main job: train a model if none exists, then serve it."""
-    settings = get_settings()
-    if serving_version(settings) is None:
-        from digitlab.ml.recipes import get_recipe
+    """The main job: train a quick model if none exists, serve it, then upgrade it to the
+    robust one in the background."""
+    from digitlab.cli.upgrade_launcher import BackgroundUpgrade, first_config
+    from digitlab.cli.upgrade_worker import upgrade_needed
 
-        run_training(get_recipe("fast"), settings, activate=True)
+    settings = get_settings()
+    upgrade = upgrade and settings.upgrade
+    if serving_version(settings) is None:
+        run_training(first_config(settings, upgrade), settings, activate=True)
     sync_models(settings)
     print_card(registry.resolve(settings.model_dir).card)
-    if serve:
+    if not serve:
+        return
+    background = None
+    if not upgrade:
+        console.print("upgrade off (--no-upgrade or DIGITLAB_UPGRADE=false)")
+    elif why_not := upgrade_needed(settings, settings.upgrade_recipe):
+        console.print(f"no upgrade: {escape(why_not)}", highlight=False)
+    else:
+        background = BackgroundUpgrade(settings, err_console)
+        background.start()
+    try:
         serve_cli.serve_forever(settings)
+    finally:
+        if background is not None:
+            background.stop()  # a trainer still at work is cancelled, and says so
 
 
 # db, demo, score, predictions, stats: the prediction store's commands.
 store_cli.register(app)
 # feedback export: corrections as training data.
 feedback_cli.register(app)
+read_cli.register(app)
 retrain_cli.register(app)
 serve_cli.register(app)
+# upgrade: the robust model, trained and promoted by the policy (`run` starts it itself).
+upgrade_cli.register(app)
 # runs list|show|compare, sweep, models promote|history: experiments and promotion.
 runs_cli.register(app, models_app)
 

@@ -29,6 +29,7 @@ def serve_forever(settings: Settings, *, log_level: str = "info") -> None:
     reads its settings from the environment, so `settings` must be get_settings()'s."""
     import uvicorn
 
+    from digitlab.api import server_limits
     from digitlab.cli.workers import WORKER_APP, build_app, run_workers
 
     if settings.workers < 1:
@@ -43,8 +44,15 @@ def serve_forever(settings: Settings, *, log_level: str = "info") -> None:
         "port": settings.port,
         "log_level": log_level,
         "loop": "uvloop" if fast else "auto",
-        "http": "httptools" if fast else "auto",
+        # httptools with a bound on the size and time of a request's head; without it,
+        # h11 with the same bound on the size (server_limits.py).
+        "http": server_limits.PROTOCOL if fast else "auto",
+        "h11_max_incomplete_event_size": server_limits.MAX_HEAD_BYTES,
         "timeout_graceful_shutdown": settings.shutdown_seconds,
+        # X-Forwarded-For/-Proto only from the deployment's proxy: uvicorn's default
+        # believes any local process, which let a direct client name its own address.
+        # The options reach the worker processes too (uvicorn.Config below).
+        **proxy_options(settings),
     }
     # After a graceful shutdown uvicorn raises the signal again with the handler it found
     # in place; the default one would end the process with "killed by SIGTERM", not 0.
@@ -61,6 +69,12 @@ def serve_forever(settings: Settings, *, log_level: str = "info") -> None:
         )
         config = uvicorn.Config(WORKER_APP, factory=True, workers=settings.workers, **options)
         run_workers(config)
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: trust `settings.forwarded_allow_ips`, and no one when empty."""
+    trusted = settings.forwarded_allow_ips.strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
 def serve(

@@ -129,8 +129,10 @@ def record_prediction(
     model_id: int,
     probabilities: npt.NDArray[np.float32],
     latency_ms: float,
+    is_digit: bool | None = None,
 ) -> int:
-    """Store the prediction made for a stored input; returns its id."""
+    """Store the prediction made for a stored input; returns its id. `is_digit`: the
+    model's not-a-digit verdict (None: unknown)."""
     probs = [float(p) for p in probabilities]
     prediction = Prediction(
         input_id=input_id,
@@ -139,6 +141,7 @@ def record_prediction(
         confidence=min(1.0, max(probs)),
         probabilities=probs,
         latency_ms=latency_ms,
+        is_digit=is_digit,
     )
     session.add(prediction)
     session.flush()
@@ -174,6 +177,11 @@ class Group:
     labels: Sequence[int | None]
     latency_ms: float  # per image
     originals: Sequence[bytes | None] | None = None
+    # Per image, the model's not-a-digit verdict (digitlab.inference.verdict); None: unknown.
+    is_digit: Sequence[bool] | None = None
+    # Per image, a label an anonymous client sent with it: kept as anonymous feedback on
+    # its prediction, never as the input's (trusted) label.
+    anonymous_labels: Sequence[int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,7 @@ class Rows:
     predicted: list[int]
     confidence: list[float]
     probabilities: Probs
+    is_digit: list[bool | None]
 
     def inputs(self) -> list[dict[str, Any]]:
         """One `input_data` row per image, as a dict of column values."""
@@ -220,12 +229,22 @@ def labels_and_confidence(probabilities: Probs) -> tuple[list[int], list[float]]
     return probabilities.argmax(axis=1).tolist(), confidence.tolist()
 
 
+def verdicts(is_digit: Sequence[bool] | None, n: int) -> list[bool | None]:
+    """The verdict of each of `n` rows as the column takes it (None: unknown)."""
+    if is_digit is None:
+        return [None] * n
+    if len(is_digit) != n:
+        raise ValueError(f"{len(is_digit)} verdicts for {n} predictions")
+    return [bool(v) for v in is_digit]
+
+
 def prepare_rows(
     images: Images,
     probabilities: Probs,
     sources: Sequence[str],
     labels: Sequence[int | None],
     originals: Sequence[bytes | None] | None,
+    is_digit: Sequence[bool] | None = None,
 ) -> Rows:
     check_group(images, probabilities, sources, labels)
     data = [image_bytes(image) for image in images]
@@ -239,6 +258,7 @@ def prepare_rows(
         predicted=predicted,
         confidence=confidence,
         probabilities=probabilities,
+        is_digit=verdicts(is_digit, len(images)),
     )
 
 
@@ -252,6 +272,7 @@ def record_batch(
     labels: Sequence[int | None],
     latency_ms: float,
     originals: Sequence[bytes | None] | None = None,
+    is_digit: Sequence[bool] | None = None,
 ) -> int:
     """Store many inputs with their predictions; COPY on PostgreSQL, multi-row INSERTs
     elsewhere. `latency_ms` is per image. Returns the number of predictions stored."""
@@ -266,9 +287,10 @@ def record_batch(
                 labels=labels,
                 latency_ms=latency_ms,
                 originals=originals,
+                is_digit=is_digit,
             )
         )
-    rows = prepare_rows(images, probabilities, sources, labels, originals)
+    rows = prepare_rows(images, probabilities, sources, labels, originals, is_digit)
     _copy_batch(session, rows, model_id, latency_ms)
     return len(rows.images)
 
@@ -294,14 +316,18 @@ def _copy_batch(session: Session, rows: Rows, model_id: int, latency_ms: float) 
             for i, *values in zip(ids, *columns, strict=True):
                 copy.write_row((i, *values))
         with cursor.copy(
-            "COPY predictions (input_id, model_id, label, confidence, probabilities, latency_ms)"
+            "COPY predictions"
+            " (input_id, model_id, label, confidence, probabilities, latency_ms, is_digit)"
             " FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int8", "int4", "int2", "float8", "float4[]", "float8"])
+            copy.set_types(["int8", "int4", "int2", "float8", "float4[]", "float8", "bool"])
             for k, i in enumerate(ids):
                 copy.write_row(
-                    (i, model_id, rows.predicted[k], rows.confidence[k], probs[k], latency_ms)
-                )
+                    (
+                        i, model_id, rows.predicted[k], rows.confidence[k], probs[k],
+                        latency_ms, rows.is_digit[k],
+                    )
+                )  # fmt: skip
 
 
 def record_predictions(
@@ -314,10 +340,13 @@ def record_predictions(
     labels: Sequence[int | None],
     latency_ms: float,
     originals: Sequence[bytes | None] | None = None,
+    anonymous_labels: Sequence[int | None] | None = None,
+    is_digit: Sequence[bool] | None = None,
 ) -> list[tuple[int, int]]:
     """Store inputs with their predictions and return their (input id, prediction id)
-    pairs, in order: what the service answers with. One multi-row INSERT per table."""
-    rows = prepare_rows(images, probabilities, sources, labels, originals)
+    pairs, in order: what the service answers with. One multi-row INSERT per table;
+    `anonymous_labels` (per image, or None) become anonymous feedback rows."""
+    rows = prepare_rows(images, probabilities, sources, labels, originals, is_digit)
     input_ids = session.scalars(
         insert(InputData).returning(InputData.id, sort_by_parameter_order=True), rows.inputs()
     ).all()
@@ -332,8 +361,19 @@ def record_predictions(
                 "confidence": rows.confidence[k],
                 "probabilities": probs[k],
                 "latency_ms": latency_ms,
+                "is_digit": rows.is_digit[k],
             }
             for k, input_id in enumerate(input_ids)
         ],
     ).all()
+    given = list(anonymous_labels or [None] * len(prediction_ids))
+    for label in given:
+        check_label(label)
+    feedback = [
+        {"prediction_id": prediction_id, "label": label, "source": "anonymous"}
+        for prediction_id, label in zip(prediction_ids, given, strict=True)
+        if label is not None
+    ]
+    if feedback:
+        session.execute(insert(Feedback), feedback)
     return list(zip(input_ids, prediction_ids, strict=True))

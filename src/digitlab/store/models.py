@@ -135,12 +135,17 @@ class Prediction(Base):
     probabilities: Mapped[list[float]] = mapped_column(Probabilities)
     latency_ms: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = created_at_column()
+    # The model's verdict that the picture shows one handwritten digit (migration 0007);
+    # NULL for predictions stored before there was one: unknown, not guessed.
+    is_digit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     __table_args__ = (
         CheckConstraint("label BETWEEN 0 AND 9", name="label_range"),
         CheckConstraint("confidence BETWEEN 0 AND 1", name="confidence_range"),
-        # The monitor's window query reads only this index (migration 0006).
-        Index("ix_predictions_monitor", "model_id", "created_at", "label", "confidence"),
+        # The monitor's window query reads only this index (migrations 0006, 0007).
+        Index(
+            "ix_predictions_monitor", "model_id", "created_at", "label", "confidence", "is_digit"
+        ),
     )
 
 
@@ -302,3 +307,46 @@ class ModelEvaluation(Base):
     accuracy: Mapped[float] = mapped_column(Float)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class Reading(Base):
+    """A picture of a whole number read digit by digit (`digitlab.inference.numbers`):
+    the upload as sent, the text read, and a person's correction of the whole string."""
+
+    __tablename__ = "readings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    original: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(String(12))
+    confidence: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    corrected_text: Mapped[str | None] = mapped_column(String(12))
+    corrected_by: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        CheckConstraint(f"length(original) <= {MAX_ORIGINAL_BYTES}", name="original_size"),
+        CheckConstraint("corrected_by IN ('labeller', 'anonymous')", name="corrected_by_known"),
+    )
+
+
+class ReadingDigit(Base):
+    """One digit of a reading: its place, its box in the upload, and the prediction made
+    of it (whose input is the digit's 28x28 crop), so a correction is digit feedback."""
+
+    __tablename__ = "reading_digits"
+
+    reading_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("readings.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("predictions.id", ondelete="CASCADE"), unique=True
+    )
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)

@@ -2,13 +2,15 @@
 SQL so that a million stored predictions cost one pass over an index, not a million
 rows sent to Python.
 
-- `window_counts`: per version, predictions by predicted label and confidence bin;
+- `window_counts`: per version, predictions by predicted label and confidence bin, and
+  how many were answered as not a digit (kept apart: a letter or a doodle is not a
+  digit the model drifted on);
 - `trusted_counts`: per version, predictions whose latest correction came from a
   labeller, by the labeller's label and whether the model agreed;
 - `waiting_for_review`: stored inputs without any labeller correction.
 
 Confidence bins are counted with CASE over `CONFIDENCE_EDGES`, plain SQL that PostgreSQL and SQLite
-both run. Migration 0006 adds the indexes these queries use.
+both run. Migrations 0006 and 0007 add the indexes these queries use.
 """
 
 from __future__ import annotations
@@ -37,13 +39,26 @@ def confidence_bin(value: float) -> int:
 
 @dataclass
 class WindowCounts:
-    """One version's predictions in a window: counts[label][bin]."""
+    """One version's predictions in a window: counts[label][bin] of those answered as a
+    digit (or stored before the verdict existed), and apart from them how many were
+    answered as not a digit and how many had a verdict at all."""
 
     counts: list[list[int]] = field(default_factory=lambda: [[0] * BINS for _ in range(10)])
+    refused: int = 0  # is_digit false
+    judged: int = 0  # is_digit true or false; NULL (stored before the verdict) is not
+
+    @property
+    def digits(self) -> int:
+        return sum(map(sum, self.counts))
 
     @property
     def requests(self) -> int:
-        return sum(map(sum, self.counts))
+        return self.digits + self.refused
+
+    @property
+    def refused_share(self) -> float | None:
+        """Refused / judged; None without a prediction that has a verdict."""
+        return self.refused / self.judged if self.judged else None
 
     @property
     def by_label(self) -> list[int]:
@@ -74,20 +89,30 @@ def model_ids(session: Session, versions: list[str]) -> dict[str, int]:
 def window_counts(
     session: Session, *, model_ids: list[int], since: datetime
 ) -> dict[int, WindowCounts]:
-    """model id -> its predictions made at or after `since`, by label and confidence bin."""
-    # Grouped by (version, label) only, with one count per edge of the predictions at or
-    # above it: PostgreSQL estimates 20 groups and aggregates in parallel, where a CASE
-    # bin in the GROUP BY made it guess a group per row and aggregate on one core.
+    """model id -> its predictions made at or after `since`: by label and confidence bin
+    those answered as a digit, and the count of those that were not."""
+    # Grouped by (version, label, verdict) only, with one count per edge of the
+    # predictions at or above it: PostgreSQL estimates 60 groups and aggregates in
+    # parallel, where a CASE bin in the GROUP BY made it guess a group per row and
+    # aggregate on one core.
     at_least = [func.sum(case((Prediction.confidence >= e, 1), else_=0)) for e in CONFIDENCE_EDGES]
     query = (
-        select(Prediction.model_id, Prediction.label, func.count(), *at_least)
+        select(Prediction.model_id, Prediction.label, Prediction.is_digit, func.count(), *at_least)
         .where(Prediction.model_id.in_(model_ids), Prediction.created_at >= since)
-        .group_by(Prediction.model_id, Prediction.label)
+        .group_by(Prediction.model_id, Prediction.label, Prediction.is_digit)
     )
     found = {model_id: WindowCounts() for model_id in model_ids}
-    for model_id, label, n, *above in session.execute(query):
+    for model_id, label, is_digit, n, *above in session.execute(query):
+        seen = found[model_id]
+        if is_digit is not None:
+            seen.judged += int(n)
+        if is_digit is False:
+            seen.refused += int(n)
+            continue
         cumulative = [int(n), *(int(c or 0) for c in above), 0]
-        found[model_id].counts[label] = [cumulative[k] - cumulative[k + 1] for k in range(BINS)]
+        row = seen.counts[label]
+        for k in range(BINS):
+            row[k] += cumulative[k] - cumulative[k + 1]
     return found
 
 
@@ -148,6 +173,9 @@ class MonitorRead:
     counts: dict[int, WindowCounts]
     trusted: dict[int, TrustedCounts]
     waiting: int
+    # Whole numbers read in the window (`readings`), and how many of them were corrected.
+    readings: int = 0
+    corrected_readings: int = 0
 
 
 def read(session: Session, *, model_ids: list[int], since: datetime) -> MonitorRead:
@@ -158,4 +186,7 @@ def read(session: Session, *, model_ids: list[int], since: datetime) -> MonitorR
     counts = window_counts(session, model_ids=model_ids, since=since)
     prefer_index_probes(session)
     trusted = trusted_counts(session, model_ids=model_ids, since=since)
-    return MonitorRead(counts, trusted, waiting_for_review(session))
+    from digitlab.store.readings import count_readings
+
+    readings, corrected = count_readings(session, since=since)
+    return MonitorRead(counts, trusted, waiting_for_review(session), readings, corrected)

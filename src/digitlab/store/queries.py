@@ -28,6 +28,7 @@ class PredictionRecord:
     created_at: datetime
     probabilities: list[float]
     latency_ms: float
+    is_digit: bool | None = None  # the model's not-a-digit verdict; None: stored before it
 
 
 @dataclass
@@ -48,14 +49,14 @@ class ModelStats:
         return self.correct / self.count if self.count else 0.0
 
 
-def _with_truth() -> tuple[Any, ColumnElement[int]]:
-    """A select of (prediction, input, model version) with the latest feedback joined,
-    and the true-label expression (typed Any: Select's generics differ in 2.0 and 2.1)."""
-    latest = (
-        select(Feedback.prediction_id, func.max(Feedback.id).label("feedback_id"))
-        .group_by(Feedback.prediction_id)
-        .subquery()
-    )
+def _with_truth(*, trusted_only: bool = False) -> tuple[Any, ColumnElement[int]]:
+    """A select of (prediction, input, model version) with the latest feedback joined
+    (the latest labeller's with `trusted_only`), and the true-label expression (typed
+    Any: Select's generics differ in 2.0 and 2.1)."""
+    feedback = select(Feedback.prediction_id, func.max(Feedback.id).label("feedback_id"))
+    if trusted_only:
+        feedback = feedback.where(Feedback.source == "labeller")
+    latest = feedback.group_by(Feedback.prediction_id).subquery()
     last_feedback = aliased(Feedback)
     truth = func.coalesce(last_feedback.label, InputData.label)
     query = (
@@ -110,6 +111,7 @@ def recent_predictions(
             created_at=p.created_at,
             probabilities=[float(x) for x in p.probabilities],
             latency_ms=p.latency_ms,
+            is_digit=p.is_digit,
         )
         for p, i, version, true_label in rows
     ]
@@ -120,10 +122,12 @@ def get_prediction(session: Session, *, prediction_id: int) -> PredictionRecord 
     return found[0] if found else None
 
 
-def stats_by_model(session: Session) -> list[ModelStats]:
+def stats_by_model(session: Session, *, trusted_only: bool = False) -> list[ModelStats]:
     """Confusion counts (true x predicted) per model version, over the inputs whose
-    true label is known; versions in the order they were registered."""
-    query, truth = _with_truth()
+    true label is known; versions in the order they were registered. `trusted_only`:
+    only labellers' corrections count (and the labels inputs were stored with), as on
+    the public Models page, where anyone's feedback must not move the figure."""
+    query, truth = _with_truth(trusted_only=trusted_only)
     counts = (
         query.with_only_columns(
             ModelRow.id, ModelRow.version, truth, Prediction.label, func.count()

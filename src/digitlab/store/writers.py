@@ -30,21 +30,34 @@ WITH rows AS MATERIALIZED (
            substring(%(images)b FROM (u.n::int - 1) * 784 + 1 FOR 784) AS image, u.*
     FROM unnest(
         %(original)b::bytea[], %(source)b::varchar[], %(label)b::int2[],
-        %(predicted)b::int2[], %(confidence)b::float8[]
-    ) WITH ORDINALITY AS u(original, source, label, predicted, confidence, n)
+        %(predicted)b::int2[], %(confidence)b::float8[], %(is_digit)b::bool[]
+    ) WITH ORDINALITY AS u(original, source, label, predicted, confidence, is_digit, n)
 ), inputs AS (
     INSERT INTO input_data (id, image, original, sha256, source, label)
     SELECT id, image, original, encode(sha256(image), 'hex'), source, label FROM rows
 ), predictions AS (
-    INSERT INTO predictions (input_id, model_id, label, confidence, probabilities, latency_ms)
+    INSERT INTO predictions
+        (input_id, model_id, label, confidence, probabilities, latency_ms, is_digit)
     SELECT id, %(model_id)b, predicted, confidence,
-           (%(probabilities)b::float4[])[(n - 1) * 10 + 1 : n * 10], %(latency_ms)b
+           (%(probabilities)b::float4[])[(n - 1) * 10 + 1 : n * 10], %(latency_ms)b, is_digit
     FROM rows
     RETURNING input_id, id
 )
 SELECT rows.id, predictions.id FROM rows JOIN predictions ON predictions.input_id = rows.id
 ORDER BY rows.n
 """
+
+# A group with anonymous labels also writes them as anonymous feedback on its predictions,
+# in the same statement (per image: the label, or NULL for none).
+FEEDBACK = """, feedback AS (
+    INSERT INTO feedback (prediction_id, label, source)
+    SELECT predictions.id, (%(anonymous)b::int2[])[rows.n::int], 'anonymous'
+    FROM rows JOIN predictions ON predictions.input_id = rows.id
+    WHERE (%(anonymous)b::int2[])[rows.n::int] IS NOT NULL
+)"""
+_RESULT = "\nSELECT rows.id, predictions.id"
+assert INSERT.count(_RESULT) == 1
+INSERT_WITH_FEEDBACK = INSERT.replace(_RESULT, FEEDBACK + _RESULT)
 
 
 class SessionWriter:
@@ -65,6 +78,8 @@ class SessionWriter:
                     labels=group.labels,
                     latency_ms=group.latency_ms,
                     originals=group.originals,
+                    anonymous_labels=group.anonymous_labels,
+                    is_digit=group.is_digit,
                 )
 
         return await asyncio.to_thread(write)
@@ -97,14 +112,22 @@ class PgWriter:
             "label": list(group.labels),
             "predicted": predicted,
             "confidence": confidence,
+            "is_digit": crud.verdicts(group.is_digit, len(images)),
             "probabilities": probabilities.astype(float).ravel().tolist(),
             "model_id": group.model_id,
             "latency_ms": group.latency_ms,
         }
+        statement = INSERT
+        anonymous = list(group.anonymous_labels or [])
+        if any(label is not None for label in anonymous):
+            for label in anonymous:
+                crud.check_label(label)
+            params["anonymous"] = anonymous
+            statement = INSERT_WITH_FEEDBACK
         with db.translate_errors(self.engine):
             conn = await self._connection()
             try:
-                cursor = await conn.execute(INSERT, params)
+                cursor = await conn.execute(statement, params)
                 return [(int(i), int(p)) for i, p in await cursor.fetchall()]
             except psycopg.OperationalError:
                 await self.close()  # the next group connects afresh

@@ -8,6 +8,7 @@ and its live accuracy is an aggregate (a share and a count) that shows no one's 
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -17,17 +18,22 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from digitlab.api.deps import ServiceDep
+from digitlab.api.upgrade import upgrade_status
 from digitlab.evaluation import plots
 from digitlab.feedback.policy import HELDOUT
 from digitlab.registry import versions as registry
-from digitlab.store import db, lineage, queries
+from digitlab.store import db, lineage, queries, readings
 from digitlab.web import login, review
 from digitlab.web.login import ViewerPageDep
 from digitlab.web.render import HERE, render
 
+log = logging.getLogger("digitlab.web")
 STATIC_DIR = HERE / "static"
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
+# Past this page the offset would not fit a 64-bit integer (SQLite answered 500); no store
+# holds 2**31 predictions, so a page beyond it is clamped to it (an empty page).
+MAX_PAGE = 2**31 // PAGE_SIZE
 
 
 def problems(service: ServiceDep) -> dict[str, str]:
@@ -50,7 +56,9 @@ def history(
     wrong: bool = False,
 ) -> HTMLResponse:
     label_no = int(label) if label else None
+    page = min(page, MAX_PAGE)
     rows: list[queries.PredictionRecord] = []
+    numbers: list[readings.ReadingRecord] = []
     trained: dict[int, list[str]] = {}  # prediction id -> versions trained with its feedback
     try:
         with db.transaction(service.engine) as session:
@@ -64,6 +72,8 @@ def history(
                 wrong=wrong,
             )
             trained = lineage.training_versions_by_prediction(session, [r.id for r in rows])
+            # The newest whole numbers read (POST /api/v1/read), on the first page only.
+            numbers = readings.list_readings(session, limit=10) if page == 1 else []
     except db.StoreError:
         pass  # the banner from `problems` says why
     versions = [v.version for v in registry.list_versions(service.settings.model_dir)]
@@ -79,6 +89,7 @@ def history(
         problems=problems(service),
         rows=rows[:PAGE_SIZE],
         trained=trained,
+        numbers=numbers,
         more=len(rows) > PAGE_SIZE,
         page_no=page,
         link=link,
@@ -92,7 +103,8 @@ def history(
 def live_accuracy(service: ServiceDep) -> dict[str, queries.ModelStats]:
     try:
         with db.transaction(service.engine) as session:
-            return {s.version: s for s in queries.stats_by_model(session)}
+            stats = queries.stats_by_model(session, trusted_only=True)
+            return {s.version: s for s in stats}
     except db.StoreError:
         return {}
 
@@ -142,14 +154,24 @@ def models_page(request: Request, service: ServiceDep) -> HTMLResponse:
                 "created_at": v.card.get("created_at", "?"),
             }
         )
-    return render(request, "models.html", "models", problems=problems(service), cards=cards)
+    # The background upgrade (digitlab upgrade): what trains, how far, or how it ended.
+    upgrade = upgrade_status(service)
+    return render(
+        request,
+        "models.html",
+        "models",
+        problems=problems(service),
+        cards=cards,
+        upgrade=upgrade if upgrade.state != "none" else None,
+    )
 
 
 def model_or_404(service: ServiceDep, version: str) -> registry.ModelVersion:
     try:
         return registry.load_version(service.settings.model_dir, version)
     except registry.RegistryError as exc:
-        raise HTTPException(404, str(exc)) from None
+        log.info("model page for %r: %s", version, exc)  # the path stays in the log
+        raise HTTPException(404, exc.public) from None
 
 
 @router.get("/models/{version}/curves.png")
@@ -182,7 +204,10 @@ def confusion(service: ServiceDep, version: str) -> FileResponse:
                 model.card["dataset"]["name"], "test", service.settings, download=False
             )
         except DataError as exc:
-            raise HTTPException(404, f"no confusion matrix yet ({exc})") from None
+            log.info("confusion matrix of %s: %s", version, exc)  # names the data folder
+            raise HTTPException(
+                404, "no confusion matrix yet: the test set is not available to this service"
+            ) from None
         write_report(model, evaluate(model, test), test, out)
     return FileResponse(out / "confusion.png", media_type="image/png")
 
