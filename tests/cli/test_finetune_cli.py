@@ -42,7 +42,8 @@ def test_fine_tune_with_extra_images_and_show_the_lineage(env: Settings, correct
     assert card["lineage"]["parent"] == parent
     extra = card["lineage"]["extra"]
     assert extra["images"] == 30 and extra["weight"] == 1.5 and 30 <= extra["samples"] <= 60
-    assert card["dataset"]["train_size"] == 55_000 + extra["samples"]
+    negatives = card["verdict"]["negatives"]["samples_per_epoch"]  # the 11th output's
+    assert card["dataset"]["train_size"] == 55_000 + extra["samples"] + negatives
 
     code, out = run("models", "show", child)
     assert code == 0, out
@@ -60,7 +61,8 @@ def test_an_empty_train_part_trains_as_without_it_and_says_so(
     assert code == 0, out
     assert "has no train images; training without them" in out
     card = json.loads((env.model_dir / versions(env)[0] / CARD_FILE).read_text())
-    assert card["dataset"]["train_size"] == 55_000
+    negatives = card["verdict"]["negatives"]["samples_per_epoch"]
+    assert card["dataset"]["train_size"] == 55_000 + negatives
     assert card["lineage"]["extra"]["images"] == 0
 
 

@@ -142,7 +142,7 @@ def test_the_installed_wheel_migrates_serves_and_stores(
         ).fetchone()
     assert row is not None and row[0] == answer["prediction"] and row[1] == png.getvalue()
 
-    statics = [f"/static/{n.rsplit('/', 1)[1]}" for n in DATA_FILES if "/static/" in n]
+    statics = [f"/static/{n.split('/static/', 1)[1]}" for n in DATA_FILES if "/static/" in n]
     pages = ["/", "/history", "/models", "/login", "/docs", "/openapi.json", "/metrics"]
     figures = [f"/models/{version}/curves.png", f"/models/{version}/confusion.png"]
     for path in pages + statics + figures:

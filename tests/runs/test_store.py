@@ -140,6 +140,6 @@ def test_the_experiment_migration_steps_down_and_up(engine: Engine) -> None:
     assert not experiment_tables & tables
     assert {"models", "input_data", "predictions", "feedback"} <= tables  # the store stays
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0006"
+    assert migrate.current_revision(engine) == migrate.head_revision() == "0009"
     fks = {fk["name"]: fk for fk in inspect(engine).get_foreign_keys("run_metrics")}
     assert fks["fk_run_metrics_run_id_runs"]["options"]["ondelete"] == "CASCADE"

@@ -29,6 +29,7 @@ from digitlab.inference.predictor import Batch
 from digitlab.inference.preprocess import (
     DENOISE_SIDE,
     MIN_CONTRAST,
+    SIZE,
     Digit,
     Gray,
     ImageError,
@@ -86,7 +87,10 @@ class Reading:
 
     @property
     def confidence(self) -> float:
-        """The probability that every digit is right: the product of theirs."""
+        """The probability that every digit is right: the product of theirs (0 when no
+        number was found)."""
+        if not self.digits:
+            return 0.0
         return float(math.prod(d.confidence for d in self.digits))
 
 
@@ -117,7 +121,7 @@ def ink_of(data: bytes) -> tuple[Gray, float]:
     floor = background + (3 * noise if min(ink.shape) >= DENOISE_SIDE else 0.0)
     strongest = float(ink.max())
     if strongest - floor < MIN_CONTRAST:
-        raise ImageError("no digits found: the image is blank")
+        return np.zeros_like(ink), scale  # blank paper: nothing to read
     stretched = np.clip((ink - floor) * (255.0 / (strongest - floor)), 0, 255)
     return stretched.astype(np.float32), scale
 
@@ -196,14 +200,17 @@ def piece_score(probabilities: npt.NDArray[np.float32], is_digit: bool, aspect: 
 
 
 def read_number(data: bytes, predict: Predict) -> Reading:
-    """The digits in an image file, left to right; ImageError when none can be found or
-    there are more than MAX_DIGITS."""
+    """The digits in an image file, left to right: none for a picture that holds no number
+    (blank paper, only marks that are not digits), as a single digit's answer says "not a
+    digit" rather than failing; ImageError for more than MAX_DIGITS."""
     start = time.perf_counter()
     ink, scale = ink_of(data)
     labels, count = label_components(ink >= BINARY_THRESHOLD * 255)
     groups = groups_of(labels, count)
     if not groups:
-        raise ImageError("no digits found in the image")
+        # Still one model call: the stored reading names the model that found nothing.
+        blank = predict(np.zeros((1, SIZE, SIZE), np.uint8))
+        return Reading([], blank, time.perf_counter() - start)
     heights = [int(np.ptp(np.flatnonzero(g.any(axis=1)))) + 1 for g in groups]
     line = float(np.median(heights))
     # Lower than half the line: a dash, a dot, a smudge; not a digit of this number.
@@ -251,8 +258,6 @@ def read_number(data: bytes, predict: Predict) -> Reading:
                 probabilities=probs,
             )
         )
-    if not digits:
-        raise ImageError("no digits found in the image (only marks that are not digits)")
     if len(digits) > MAX_DIGITS:
         raise ImageError(f"{len(digits)} digits found; at most {MAX_DIGITS} can be read at once")
     return Reading(digits, batch, time.perf_counter() - start)

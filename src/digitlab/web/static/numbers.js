@@ -108,7 +108,8 @@
     document.getElementById("number-confidence").textContent =
       `${(body.confidence * 100).toFixed(1)}%`;
     document.getElementById("number-correct").value = body.text;
-    say(`It reads ${body.text} (${body.digits.length} digits).`);
+    say(body.digits.length ? `It reads ${body.text} (${body.digits.length} digits).`
+                           : "No number found in this picture.");
   }
 
   document.getElementById("read-number").addEventListener("click", () => {
