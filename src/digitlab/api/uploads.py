@@ -94,6 +94,9 @@ def _source(filename: str | None) -> str:
     return f"upload:{name}"
 
 
+MAX_FORM_FIELDS = 1000
+
+
 async def _form_files(request: Request, max_files: int) -> tuple[list[UploadFile], int | None]:
     wanted = (
         "one image in a `file` part"
@@ -101,7 +104,9 @@ async def _form_files(request: Request, max_files: int) -> tuple[list[UploadFile
         else f"1 to {max_files} images, each in a `file` part"
     )
     try:
-        form = await request.form(max_files=max_files, max_fields=max_files + 10)
+        # Text fields the route ignores are allowed (the schema does not forbid them), but
+        # not without bound: the body limit caps their bytes, this their count.
+        form = await request.form(max_files=max_files, max_fields=MAX_FORM_FIELDS)
     except HTTPException as exc:  # Starlette's parser: a broken form, or too many parts
         raise BadInputError(f"the form cannot be read: {exc.detail} Send {wanted}") from None
     files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
