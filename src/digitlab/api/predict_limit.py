@@ -26,18 +26,11 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.prediction_limiter = RateLimiter(per_minute) if per_minute > 0 else None
 
 
-def unlimited(request: Request, settings: Settings) -> bool:
-    """Whether the request carries the labeller's or the admin's credential."""
-    if auth.labeller_state(request, settings) == "ok":
-        return True
-    return auth.matches(auth.bearer(request.headers.get("authorization")), settings.admin_token)
-
-
 def wait_seconds(request: Request, settings: Settings) -> int:
     """0 when this request may predict now (and spends one of its address's tokens),
     else the whole seconds its address must wait."""
     limiter: RateLimiter | None = getattr(request.app.state, "prediction_limiter", None)
-    if limiter is None or unlimited(request, settings):
+    if limiter is None or auth.labeller_or_admin(request, settings):
         return 0
     wait = limiter.take(auth.client_address(request))
     return max(1, math.ceil(wait)) if wait > 0 else 0

@@ -27,9 +27,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from digitlab.api import auth
 from digitlab.api.deps import ServiceDep
 from digitlab.api.errors import STORE_DOWN, BadInputError
-from digitlab.api.predict import _predict, _results, labels_trusted
+from digitlab.api.predict import _predict, _results
 from digitlab.api.service import Service
 from digitlab.api.uploads import Upload
 from digitlab.inference.preprocess import ImageError, ImageTooLargeError
@@ -133,7 +134,9 @@ def problem(exc: Exception) -> tuple[int, str]:
 
 async def predict_one(request: Request, service: Service, upload: Upload) -> dict[str, Any]:
     start = time.perf_counter()
-    stored = await _predict(service, [upload], trusted=labels_trusted(request, service.settings))
+    stored = await _predict(
+        service, [upload], trusted=auth.labeller_or_admin(request, service.settings)
+    )
     elapsed = (time.perf_counter() - start) * 1000
     return _results(stored, elapsed, service.settings)[0].model_dump()
 

@@ -163,7 +163,8 @@ def retrain(
 def record(
     engine: Engine, comparison: Comparison, candidate: registry.ModelVersion, used: list[int]
 ) -> None:
-    """Both models' scores per set, and which corrections the candidate was trained on."""
+    """Both models' scores per set, and which corrections the candidate was trained on
+    (none for `digitlab upgrade`'s candidate)."""
     from sqlalchemy import select
 
     from digitlab.registry.publish import ensure_model
@@ -183,6 +184,8 @@ def record(
         )
         for name, by_version in comparison.scores.items():
             for version, score in by_version.items():
+                if version not in ids:  # a serving model the store has not met yet
+                    continue
                 lineage.record_evaluation(
                     session,
                     model_id=ids[version],

@@ -206,36 +206,10 @@ def judge(settings: Settings, candidate: registry.ModelVersion) -> tuple[bool, l
             f"{policy.max_mnist_drop:.2f} allowed{'' if ok else ': exceeded'}); no held-out "
             "corrections yet"
         ]
-    record(engine, comparison, candidate)
+    from digitlab.cli.retrain import record  # the retrain's record: no corrections used
+
+    record(engine, comparison, candidate, used=[])
     return ok, reasons, serving
-
-
-def record(engine: Any, comparison: Comparison, candidate: registry.ModelVersion) -> None:
-    """Both models' scores per set, shown on the Models page as the retrain's are."""
-    from sqlalchemy import select
-
-    from digitlab.registry.publish import ensure_model
-    from digitlab.store import db, lineage
-    from digitlab.store.models import ModelRow
-
-    ensure_model(engine, candidate, active=False)
-    with db.transaction(engine) as session:
-        rows = session.execute(
-            select(ModelRow.version, ModelRow.id).where(
-                ModelRow.version.in_([comparison.serving, comparison.candidate])
-            )
-        ).all()
-        ids: dict[str, int] = {r.version: r.id for r in rows}
-        for name, by_version in comparison.scores.items():
-            for version, score in by_version.items():
-                if version in ids:
-                    lineage.record_evaluation(
-                        session,
-                        model_id=ids[version],
-                        name=name,
-                        images=score.images,
-                        accuracy=score.accuracy,
-                    )
 
 
 def _cancel(signum: int, frame: FrameType | None) -> None:
