@@ -19,7 +19,7 @@ from typing import ClassVar
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import text
 
 from digitlab.config import Settings
@@ -132,7 +132,7 @@ def test_another_ports_form_and_fetch_write_nothing(
     assert "refused a change sent from another site's page" in page.content()
 
     page.goto(f"{attacker}/fetch")
-    page.wait_for_function("document.getElementById('done').textContent === 'sent'")
+    expect(page.locator("#done")).to_have_text("sent")
     assert labeller_rows(site.settings) == before, "another origin confirmed a correction"
 
     # The same cookie from the service's own page does confirm: the refusal above was the

@@ -27,7 +27,9 @@ def test_recognise_and_feedback_work_without_signing_in(
     assert page.locator("#digit").inner_text() == str(mnist_test.labels[0])
     # What the model saw loads through the key in the answer, without a sign-in.
     expect(page.locator("#saw")).to_have_attribute("src", re.compile(r"image\.png\?key="))
-    page.wait_for_function("document.getElementById('saw').naturalWidth === 28")
+    # A locator assertion, not wait_for_function: a string predicate is evaluated with
+    # eval() in the page, which the page's Content-Security-Policy rightly refuses.
+    expect(page.locator("#saw")).to_have_js_property("naturalWidth", 28)
     predicted = int(page.locator("#digit").inner_text())
     correction = (predicted + 1) % 10
     page.locator(f'#feedback-buttons button[data-label="{correction}"]').click()
@@ -59,9 +61,7 @@ def test_history_needs_the_viewer_token(guarded_site: str, page: Page, mnist_tes
     row = page.locator("table.history tbody tr").first
     expect(row.locator("td").first).to_have_text(str(made["prediction_id"]))
     expect(row.locator("td").nth(2)).to_have_text(str(made["prediction"]))
-    page.wait_for_function(
-        "(el) => el.complete && el.naturalWidth === 28", arg=row.locator("img").element_handle()
-    )
+    expect(row.locator("img")).to_have_js_property("naturalWidth", 28)
     (cookie,) = page.context.cookies()
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert VIEWER_TOKEN not in cookie["value"]

@@ -91,9 +91,8 @@ def test_models_page_shows_the_serving_card_with_figures(site: str, page: Page) 
     for img in card.locator("img").all():
         img.scroll_into_view_if_needed()
         expect(img).to_be_visible()
-        page.wait_for_function(
-            "(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle()
-        )
+        expect(img).to_have_js_property("complete", True)
+        assert img.evaluate("el => el.naturalWidth") > 0
     screenshot(page, "models")
 
 
