@@ -25,6 +25,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from digitlab.inference.components import FRAGMENT, groups_of, label_components
+from digitlab.inference.cuts import Path, between, cut_paths
 from digitlab.inference.predictor import Batch
 from digitlab.inference.preprocess import (
     DENOISE_SIDE,
@@ -51,16 +52,25 @@ BINARY_THRESHOLD = 0.35
 # A group wider than this times its height may hold more than one digit.
 SPLIT_ASPECT = 1.0
 # Pieces narrower or wider than these multiples of the group's height are not tried.
-MIN_PIECE, MAX_PIECE = 0.2, 1.1
+MIN_PIECE, MAX_PIECE = 0.08, 1.1
 # A cut-off piece whose ink is lower than this fraction of its group's is no digit.
 MIN_PIECE_HEIGHT = 0.6
 # Candidate cuts every this fraction of the group's height (or the thinnest column near).
 CUT_STEP = 1 / 8
-# A piece wider than its height costs this much log-confidence per unit of excess.
+# A cut path keeps within this fraction of the line height of the column it started at.
+BAND = 0.2
+# A piece wider than WIDEST times the line height (or its group's, if taller) costs this
+# much log-confidence per unit of excess: MNIST's digits are at most as wide as tall ones.
 WIDE_PENALTY = 4.0
-WIDEST = 1.2
+WIDEST = 1.0
 # Each piece costs this much: a split needs the model to be surer of the pieces.
-PIECE_COST = 1.5
+PIECE_COST = 0.7
+# What a piece the model says is not a digit costs.
+NOT_DIGIT = 3.0
+# A piece the verdict refuses still counts as a digit of the number when it is this tall
+# (of the line) and the model this sure of its digit: between digits, a stroke of full
+# height read confidently is an odd-looking digit, not a dash or a smudge.
+KEEP_HEIGHT, KEEP_CONFIDENCE = 0.8, 0.9
 
 Predict = Callable[[npt.NDArray[np.uint8]], Batch]
 
@@ -97,8 +107,19 @@ class Reading:
 @dataclass(frozen=True)
 class Piece:
     group: int
+    left: int  # index of the cut on its left among its group's cuts (0: the left edge)
+    right: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of strokes, cropped to its box, with its candidate cuts."""
+
+    mask: npt.NDArray[np.bool_]  # its strokes
+    near: npt.NDArray[np.bool_]  # and the pixels next to them (anti-aliased edges)
     x0: int
-    x1: int  # columns [x0, x1) of the group's ink
+    y0: int  # the crop's place in the picture
+    cuts: list[Path]  # left edge, the cut paths, right edge
 
 
 def ink_of(data: bytes) -> tuple[Gray, float]:
@@ -126,77 +147,167 @@ def ink_of(data: bytes) -> tuple[Gray, float]:
     return stretched.astype(np.float32), scale
 
 
-def candidate_pieces(mask: npt.NDArray[np.bool_], group: int, line: float) -> list[Piece]:
-    """The whole group, and when it is wide for one digit, the pieces between candidate
-    cuts: every CUT_STEP of the line height, and the columns where the ink is thinnest."""
-    cols = np.flatnonzero(mask.any(axis=0))
-    x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    rows = np.flatnonzero(mask.any(axis=1))
-    height = int(rows[-1] - rows[0] + 1)
-    pieces = [Piece(group, x0, x1)]
-    size = max(height, 0.8 * line)
-    if x1 - x0 <= SPLIT_ASPECT * size:
-        return pieces
-    step = max(1, round(CUT_STEP * size))
-    profile = mask[:, x0:x1].sum(axis=0)
-    # The thinnest column near each grid cut: strokes cross there, not through a loop.
-    cuts = {x0, x1}
-    for at in range(x0 + step, x1 - step // 2, step):
-        lo, hi = max(x0 + 1, at - step // 2), min(x1 - 1, at + step // 2 + 1)
-        cuts.add(at)
-        if hi > lo:
-            cuts.add(lo + int(np.argmin(profile[lo - x0 : hi - x0])))
-    ordered = sorted(cuts)
-    low, high = MIN_PIECE * size, MAX_PIECE * size
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            if b - a > high:
-                break
-            if b - a >= low and (a, b) != (x0, x1):
-                pieces.append(Piece(group, a, b))
-    return pieces
-
-
-def crop(ink: Gray, mask: npt.NDArray[np.bool_], piece: Piece) -> tuple[Gray, tuple[int, ...]]:
-    """The piece's ink alone (its group's strokes in its columns, edges kept), padded, and
-    its box (x, y, w, h) in work pixels; an empty box when it holds no ink."""
-    near = mask.copy()  # grown by a pixel so that anti-aliased edges come along
+def grown(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """The mask and its 4-neighbours: anti-aliased edges come along with the strokes."""
+    near = mask.copy()
     near[1:] |= mask[:-1]
     near[:-1] |= mask[1:]
     near[:, 1:] |= mask[:, :-1]
     near[:, :-1] |= mask[:, 1:]
-    part = np.where(near[:, piece.x0 : piece.x1], ink[:, piece.x0 : piece.x1], 0)
-    rows = np.flatnonzero(mask[:, piece.x0 : piece.x1].any(axis=1))
+    return near
+
+
+def group_of(ink: Gray, mask: npt.NDArray[np.bool_], line: float) -> Group:
+    """The group cropped (a pixel of margin) with its cuts: only its edges when it is
+    narrow enough for one digit; else also the paths through the least ink, started
+    every CUT_STEP of the line height and at the thinnest column near each."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, y1 = max(0, int(rows[0]) - 1), min(mask.shape[0], int(rows[-1]) + 2)
+    x0, x1 = max(0, int(cols[0]) - 1), min(mask.shape[1], int(cols[-1]) + 2)
+    own = mask[y0:y1, x0:x1]
+    near = grown(mask)[y0:y1, x0:x1]
+    height, width = own.shape
+    edges = [np.zeros(height, np.int32), np.full(height, width, np.int32)]
+    size = max(float(rows[-1] - rows[0] + 1), 0.8 * line)
+    if cols[-1] - cols[0] + 1 <= SPLIT_ASPECT * size:
+        return Group(own, near, x0, y0, edges)
+    step = max(1, round(CUT_STEP * size))
+    profile = own.sum(axis=0)
+    starts = set()
+    for at in range(step, width - step // 2, step):
+        lo, hi = max(1, at - step // 2), min(width - 1, at + step // 2 + 1)
+        starts.add(at)
+        if hi > lo:  # strokes cross there, not through a loop
+            starts.add(lo + int(np.argmin(profile[lo:hi])))
+    cost = np.where(near, ink[y0:y1, x0:x1] / 255.0, 0.0).astype(np.float32)
+    paths = cut_paths(cost, sorted(starts), max(1, round(BAND * size)))
+    return Group(own, near, x0, y0, [edges[0], *paths, edges[1]])
+
+
+def candidate_pieces(group: Group, k: int, line: float) -> list[Piece]:
+    """The whole group first, then the pieces between two of its cuts that are neither
+    too narrow nor too wide (measured between the cuts' middles) for one digit."""
+    height = group.mask.shape[0]
+    middles = [float(c.mean()) for c in group.cuts]
+    last = len(group.cuts) - 1
+    pieces = [Piece(k, 0, last)]
+    size = max(height - 2, 0.8 * line)
+    low, high = MIN_PIECE * size, MAX_PIECE * size
+    for i in range(last):
+        for j in range(i + 1, last + 1):
+            span = middles[j] - middles[i]
+            if span > high:
+                break
+            if span >= low and (i, j) != (0, last):
+                pieces.append(Piece(k, i, j))
+    return pieces
+
+
+def crop(ink: Gray, group: Group, piece: Piece) -> tuple[Gray, tuple[int, ...]]:
+    """The piece's ink alone (its group's strokes between its cuts, edges kept), padded,
+    and its box (x, y, w, h) in work pixels; an empty box when it holds no ink."""
+    width = group.mask.shape[1]
+    region = between(group.cuts[piece.left], group.cuts[piece.right], width)
+    own = group.mask & region
+    rows = np.flatnonzero(own.any(axis=1))
     if len(rows) == 0:
-        return part[:0], ()
-    y0, y1 = max(0, rows[0] - 1), rows[-1] + 2
-    box = (piece.x0, int(rows[0]), piece.x1 - piece.x0, int(rows[-1] - rows[0] + 1))
-    return np.pad(part[y0:y1], 2).astype(np.float32), box
+        return np.zeros((0, 0), np.float32), ()
+    cols = np.flatnonzero(own.any(axis=0))
+    near = grown(own) & group.near & region
+    window = ink[group.y0 : group.y0 + own.shape[0], group.x0 : group.x0 + width]
+    part = np.where(near, window, 0)
+    r0, r1 = max(0, rows[0] - 1), rows[-1] + 2
+    c0, c1 = max(0, cols[0] - 1), cols[-1] + 2
+    box = (
+        group.x0 + int(cols[0]),
+        group.y0 + int(rows[0]),
+        int(cols[-1] - cols[0] + 1),
+        int(rows[-1] - rows[0] + 1),
+    )
+    return np.pad(part[r0:r1, c0:c1], 2).astype(np.float32), box
 
 
 def best_cuts(pieces: list[Piece], scores: list[float]) -> list[int]:
     """Indices of the pieces that tile the group from its left edge to its right edge
     with the highest total score (a dynamic program over the cut positions)."""
-    start, end = pieces[0].x0, pieces[0].x1
+    start, end = pieces[0].left, pieces[0].right
     best: dict[int, tuple[float, list[int]]] = {start: (0.0, [])}
-    order = sorted(range(len(pieces)), key=lambda k: (pieces[k].x0, pieces[k].x1))
+    order = sorted(range(len(pieces)), key=lambda k: (pieces[k].left, pieces[k].right))
     for k in order:
-        here = best.get(pieces[k].x0)
+        here = best.get(pieces[k].left)
         if here is None or not math.isfinite(scores[k]):
             continue
         total = here[0] + scores[k]
-        known = best.get(pieces[k].x1)
+        known = best.get(pieces[k].right)
         if known is None or total > known[0]:
-            best[pieces[k].x1] = (total, [*here[1], k])
+            best[pieces[k].right] = (total, [*here[1], k])
     return best[end][1] if end in best else [0]
 
 
-def piece_score(probabilities: npt.NDArray[np.float32], is_digit: bool, aspect: float) -> float:
+def piece_score(
+    probabilities: npt.NDArray[np.float32], is_digit: bool, width: int, size: float
+) -> float:
     """How much the model believes a piece is one digit: its log-confidence, less a
-    penalty for a piece wider than tall and for one it says is not a digit."""
+    penalty for a piece wider than one digit of the line can be, a cost per piece, and a
+    penalty when the model says it is not a digit (half a digit, two digits)."""
     score = math.log(max(float(probabilities.max()), 1e-6))
-    score -= WIDE_PENALTY * max(0.0, aspect - WIDEST) + PIECE_COST
-    return score if is_digit else score - 3.0
+    score -= WIDE_PENALTY * max(0.0, width / size - WIDEST) + PIECE_COST
+    return score if is_digit else score - NOT_DIGIT
+
+
+@dataclass(frozen=True)
+class Candidates:
+    pieces: list[Piece]
+    images: list[Digit]
+    boxes: list[tuple[int, ...]]
+    sizes: list[float]  # the height a digit of the piece's group would have
+    line: float
+
+
+def candidates(ink: Gray) -> Candidates:
+    """Every candidate piece of every group of strokes, normalised for the model."""
+    labels, count = label_components(ink >= BINARY_THRESHOLD * 255)
+    groups = groups_of(labels, count)
+    heights = [int(np.ptp(np.flatnonzero(g.any(axis=1)))) + 1 for g in groups]
+    line = float(np.median(heights)) if heights else 0.0
+    found = Candidates([], [], [], [], line)
+    for k, mask in enumerate(groups):
+        height = heights[k]
+        # Lower than half the line: a dash, a dot, a smudge; not a digit of this number.
+        if height < FRAGMENT * max(heights):
+            continue
+        group = group_of(ink, mask, line)
+        size = max(float(height), line)
+        for spot, piece in enumerate(candidate_pieces(group, k, line)):
+            part, box = crop(ink, group, piece)
+            if box and (spot == 0 or box[3] >= MIN_PIECE_HEIGHT * height):
+                found.pieces.append(piece)
+                found.images.append(normalise(part))
+                found.boxes.append(box)
+                found.sizes.append(size)
+    return found
+
+
+def choose(found: Candidates, batch: Batch) -> list[int]:
+    """The pieces kept, left to right: per group the best tiling, less what the model
+    says is not a digit (a dash, a smudge: not part of the number)."""
+    scores = [
+        piece_score(batch.probabilities[k], bool(batch.is_digit[k]), box[2], found.sizes[k])
+        for k, box in enumerate(found.boxes)
+    ]
+    chosen: list[int] = []
+    for k in sorted({p.group for p in found.pieces}):
+        own = [i for i, p in enumerate(found.pieces) if p.group == k]
+        best = best_cuts([found.pieces[i] for i in own], [scores[i] for i in own])
+        chosen += [own[i] for i in best]
+    kept = [k for k in chosen if batch.is_digit[k] or odd_digit(found, batch, k)]
+    return sorted(kept, key=lambda i: found.boxes[i][0])
+
+
+def odd_digit(found: Candidates, batch: Batch, k: int) -> bool:
+    tall = found.boxes[k][3] >= KEEP_HEIGHT * found.line
+    return tall and float(batch.probabilities[k].max()) >= KEEP_CONFIDENCE
 
 
 def read_number(data: bytes, predict: Predict) -> Reading:
@@ -205,56 +316,28 @@ def read_number(data: bytes, predict: Predict) -> Reading:
     digit" rather than failing; ImageError for more than MAX_DIGITS."""
     start = time.perf_counter()
     ink, scale = ink_of(data)
-    labels, count = label_components(ink >= BINARY_THRESHOLD * 255)
-    groups = groups_of(labels, count)
-    if not groups:
+    found = candidates(ink)
+    if not found.pieces:
         # Still one model call: the stored reading names the model that found nothing.
         blank = predict(np.zeros((1, SIZE, SIZE), np.uint8))
         return Reading([], blank, time.perf_counter() - start)
-    heights = [int(np.ptp(np.flatnonzero(g.any(axis=1)))) + 1 for g in groups]
-    line = float(np.median(heights))
-    # Lower than half the line: a dash, a dot, a smudge; not a digit of this number.
-    groups = [g for g, h in zip(groups, heights, strict=True) if h >= FRAGMENT * max(heights)]
-    pieces: list[Piece] = []
-    images: list[Digit] = []
-    boxes: list[tuple[int, ...]] = []
-    for k, mask in enumerate(groups):
-        height = np.ptp(np.flatnonzero(mask.any(axis=1))) + 1
-        for spot, piece in enumerate(candidate_pieces(mask, k, line)):
-            part, box = crop(ink, mask, piece)
-            if box and (spot == 0 or box[3] >= MIN_PIECE_HEIGHT * height):
-                pieces.append(piece)
-                images.append(normalise(part))
-                boxes.append(box)
-    batch = predict(np.stack(images))  # every candidate of every group in one call
-    scores = [
-        piece_score(batch.probabilities[k], bool(batch.is_digit[k]), boxes[k][2] / boxes[k][3])
-        for k in range(len(pieces))
-    ]
-    chosen: list[int] = []
-    for k in range(len(groups)):
-        own = [i for i, p in enumerate(pieces) if p.group == k]
-        if own:
-            best = best_cuts([pieces[i] for i in own], [scores[i] for i in own])
-            chosen += [own[i] for i in best]
+    batch = predict(np.stack(found.images))  # every candidate of every group in one call
     digits = []
-    for k in sorted(chosen, key=lambda i: boxes[i][0]):
-        if not batch.is_digit[k]:
-            continue  # a dash, a smudge: not part of the number
-        x, y, w, h = boxes[k]
+    for k in choose(found, batch):
+        x, y, w, h = found.boxes[k]
         probs = batch.probabilities[k]
         digits.append(
             ReadDigit(
                 prediction=int(probs.argmax()),
                 confidence=float(probs.max()),
-                is_digit=True,
+                is_digit=True,  # counted as a digit of the number
                 box=(
                     round(x * scale),
                     round(y * scale),
                     max(1, round(w * scale)),
                     max(1, round(h * scale)),
                 ),
-                image=images[k],
+                image=found.images[k],
                 probabilities=probs,
             )
         )
