@@ -3,6 +3,7 @@
 digitlab db upgrade | downgrade REVISION | current
 digitlab demo [--count N]
 digitlab score --dataset mnist --split test   |   digitlab score --folder DIR
+digitlab score --folder DIR --numbers   (each file a whole number, as `digitlab read`)
 digitlab score --dataset mnist --split train --shard K/N [--job NAME]
 digitlab predictions [--limit N] [--model VERSION] [--label D] [--wrong]
 digitlab stats
@@ -24,6 +25,7 @@ from digitlab.cli.common import (
     console,
     err_console,
     friendly_errors,
+    print_error,
     print_table,
 )
 from digitlab.config import Settings, get_settings
@@ -31,10 +33,14 @@ from digitlab.registry import versions as registry
 from digitlab.registry.lifecycle import database_configured
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from sqlalchemy import Engine
 
+    from digitlab.inference.predictor import Batch
     from digitlab.inference.runtime import OnnxClassifier
     from digitlab.scoring.bulk import ScoreResult, StoredBefore
+    from digitlab.scoring.numbers import NumbersResult
     from digitlab.scoring.sharding import Shard
 
 db_app = typer.Typer(help="The prediction store's schema.", no_args_is_help=True)
@@ -171,6 +177,14 @@ def score(
         str | None,
         typer.Option(help="Name of the sharded run; default: from source, limit and model."),
     ] = None,
+    numbers: Annotated[
+        bool,
+        typer.Option(
+            "--numbers",
+            help="With --folder: read each file as a whole number and store the readings;"
+            " a name starting with digits (2026.png) gives the true number.",
+        ),
+    ] = False,
 ) -> None:
     """Predict a split or a folder of images; store every row."""
     from digitlab.scoring import inputs as score_inputs
@@ -178,6 +192,10 @@ def score(
     from digitlab.scoring.bulk import score as run_score
     from digitlab.scoring.sharding import check_job, default_job, parse_shard
 
+    if numbers and (folder is None or dataset is not None):
+        raise UsageError("--numbers reads image files: give --folder DIR (and no --dataset)")
+    if numbers and shard is not None:
+        raise UsageError("--numbers reads the whole folder: it takes no --shard")
     if (dataset is None) == (folder is None):
         raise UsageError("give either --dataset (with --split) or --folder")
     if job is not None and shard is None:
@@ -190,6 +208,10 @@ def score(
     settings = get_settings()
     # The database first: a wrong URL fails before minutes of loading or decoding.
     engine, classifier, model_id = current_model(settings, model)
+    if numbers:
+        assert folder is not None
+        score_numbers(engine, classifier, model_id, folder, limit=limit, settings=settings)
+        return
     if part is not None:
         source = (
             score_inputs.folder_source(folder)
@@ -236,6 +258,57 @@ def score(
             else f"no images (the run has fewer than {part.count})"
         )
         console.print(f"shard {part} of job {job!r}: {where}", highlight=False)
+
+
+def score_numbers(
+    engine: Engine,
+    classifier: OnnxClassifier,
+    model_id: int,
+    folder: Path,
+    *,
+    limit: int | None,
+    settings: Settings,
+) -> None:
+    """`score --folder DIR --numbers`: each file read and stored as POST /api/v1/read does;
+    a file that cannot be read is reported and the rest go on (exit 1 at the end)."""
+    from digitlab.inference.imagefiles import image_paths
+    from digitlab.inference.predictor import Predictor
+    from digitlab.scoring.numbers import score_numbers as run_numbers
+
+    paths = image_paths(folder)[:limit]
+    # The API's predictor (its verdict threshold setting), with the version chosen here.
+    predictor = Predictor(settings.model_dir, threshold=settings.verdict_threshold)
+
+    def predict(digits: npt.NDArray[np.uint8]) -> Batch:
+        return predictor.predict(digits, classifier)
+
+    with Progress(
+        "reading", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
+    ) as progress:
+        task = progress.add_task("read", total=len(paths))
+        result = run_numbers(
+            engine, predict, model_id, paths, on_progress=lambda n: progress.advance(task, n)
+        )
+    for name, why in result.failed:
+        print_error(f"{name}: {why}")
+    print_numbers(result, classifier.model.version)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def print_numbers(result: NumbersResult, version: str) -> None:
+    console.print(
+        f"stored {result.read} readings of model {version} "
+        f"({result.ms_per_reading:.1f} ms per reading); "
+        f"no number: {result.no_number}; failed: {len(result.failed)}",
+        highlight=False,
+    )
+    if result.exact_accuracy is not None and result.digit_accuracy is not None:
+        console.print(
+            f"exact numbers {result.exact_accuracy:.2%} ({result.exact} of {result.named} "
+            f"named by their number), per digit {result.digit_accuracy:.2%}",
+            highlight=False,
+        )
 
 
 def already_stored(engine: Engine, job: str, shard: Shard) -> bool:
