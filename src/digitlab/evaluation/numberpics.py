@@ -1,6 +1,7 @@
 """Pictures of whole numbers made from single MNIST digits, laid out as people write them:
-spaced, touching, overlapping a little, uneven gaps and sizes, jittered, sloping, and
-dark on light as well as light on dark. Used by `bench/read_numbers.py` and the tests.
+spaced, touching, overlapping a little, uneven gaps and sizes, jittered, sloping, dark on
+light as well as light on dark, and scanned at low resolution (8 or 12 pixels a digit).
+Used by `bench/read_numbers.py` and the tests.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class Layout:
     jitter: int = 0  # vertical offset, drawn per digit, at scale 1
     slope: float = 0.0  # vertical drift per horizontal pixel
     dark_on_light: bool = False
+    # >0: the finished picture is scanned at this many pixels per digit's height (area
+    # averaging), as a low-resolution scan of a written number is.
+    scan_height: int = 0
 
 
 LAYOUTS = (
@@ -33,6 +37,8 @@ LAYOUTS = (
     Layout("jitter", jitter=4),
     Layout("slope", slope=0.12),
     Layout("dark on light", gap=(-1, 8), jitter=2, dark_on_light=True),
+    Layout("low-resolution scan", gap=(2, 8), scan_height=12),
+    Layout("tiny scan", gap=(3, 8), scan_height=8),
 )
 
 
@@ -69,6 +75,10 @@ def compose(
     for (x, y), part in zip(spots, parts, strict=True):
         window = field[y : y + part.shape[0], x : x + part.shape[1]]
         np.maximum(window, part, out=window)
+    if layout.scan_height:
+        factor = layout.scan_height / tallest
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        field = np.asarray(Image.fromarray(field).resize(size, Image.Resampling.BOX))
     return 255 - field if layout.dark_on_light else field
 
 

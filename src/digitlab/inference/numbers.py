@@ -64,7 +64,7 @@ BAND = 0.2
 WIDE_PENALTY = 4.0
 WIDEST = 1.0
 # Each piece costs this much: a split needs the model to be surer of the pieces.
-PIECE_COST = 0.7
+PIECE_COST = 1.0
 # What a piece the model says is not a digit costs.
 NOT_DIGIT = 3.0
 # A piece the verdict refuses still counts as a digit of the number when it is this tall
