@@ -77,8 +77,8 @@ def compose(
         np.maximum(window, part, out=window)
     if layout.scan_height:
         factor = layout.scan_height / tallest
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        field = np.asarray(Image.fromarray(field).resize(size, Image.Resampling.BOX))
+        scanned = (max(1, round(width * factor)), max(1, round(height * factor)))
+        field = np.asarray(Image.fromarray(field).resize(scanned, Image.Resampling.BOX))
     return 255 - field if layout.dark_on_light else field
 
 
