@@ -239,6 +239,32 @@ def test_anonymous_predictions_are_limited_per_client_address(limited: Served) -
         assert second.post(url, files={"file": ("d.png", SMALL)}).status_code == 200
 
 
+def test_the_reference_routes_count_against_the_same_limit(limited: Served) -> None:
+    """/predict and /upload, the reference project's routes, are no way around the limit:
+    refused in their own shapes (JSON `error`, a page), with Retry-After, nothing stored."""
+    with client_at("127.0.0.6") as client:
+        image = base64.b64encode(SMALL).decode()
+        allowed = [
+            client.post(f"{limited.url}/predict", json={"image": image}) for _ in range(PER_MINUTE)
+        ]
+        assert [a.status_code for a in allowed] == [200] * PER_MINUTE
+        before = counts(limited.settings)
+        refused = client.post(f"{limited.url}/predict", json={"image": image})
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["retry-after"]) >= 1
+        assert set(refused.json()) == {"error"}
+        assert "too many predictions from this address" in refused.json()["error"]
+        page = client.post(f"{limited.url}/upload", files={"image": ("d.png", SMALL)})
+        assert page.status_code == 429
+        assert int(page.headers["retry-after"]) >= 1
+        assert page.headers["content-type"].startswith("text/html")
+        assert "too many predictions from this address" in page.text
+        # The limit is shared: /api/v1/predict is refused for this address too.
+        api = client.post(f"{limited.url}/api/v1/predict", files={"file": ("d.png", SMALL)})
+        assert api.status_code == 429
+        assert counts(limited.settings) == before
+
+
 @pytest.mark.parametrize("token", [ADMIN_TOKEN, LABELLER_TOKEN], ids=["admin", "labeller"])
 def test_labellers_and_admins_are_not_limited(limited: Served, token: str) -> None:
     url = f"{limited.url}/api/v1/predict"

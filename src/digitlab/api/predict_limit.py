@@ -36,19 +36,21 @@ def wait_seconds(request: Request, settings: Settings) -> int:
     return max(1, math.ceil(wait)) if wait > 0 else 0
 
 
+def refusal(seconds: int, settings: Settings) -> str:
+    # Not the address itself: behind a proxy it may be an internal one.
+    return (
+        f"too many predictions from this address: try again in {seconds} s (at most"
+        f" {settings.anonymous_predictions_per_minute} a minute without a token;"
+        " labellers and admins are not limited)"
+    )
+
+
 async def limit_anonymous(request: Request, settings: SettingsDep) -> None:
     """429 with Retry-After when this address has asked for too many predictions
     without a token; runs before the body is read."""
     seconds = wait_seconds(request, settings)
     if seconds:
-        raise HTTPException(
-            429,
-            # Not the address itself: behind a proxy it may be an internal one.
-            f"too many predictions from this address: try again in {seconds} s (at most"
-            f" {settings.anonymous_predictions_per_minute} a minute without a token;"
-            " labellers and admins are not limited)",
-            headers={"Retry-After": str(seconds)},
-        )
+        raise HTTPException(429, refusal(seconds, settings), headers={"Retry-After": str(seconds)})
 
 
 PredictionAllowed = Depends(limit_anonymous)

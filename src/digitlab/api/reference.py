@@ -8,6 +8,9 @@ its client script and pages work unchanged against digitlab:
   errors are 400 `{"error": "..."}` (a model or database that is not there: 503);
 - `POST /upload`: an HTML form with the file in `image`, answered with a page.
 
+Both predicting routes count against the anonymous prediction limit as /api/v1's do (a
+way around it otherwise), answered 429 in their own shape, with Retry-After.
+
 Only these routes are lenient; /api/v1 keeps its strict contract. They are left out of
 the OpenAPI schema, which describes /api/v1 (docs/reference-compat.md describes these).
 """
@@ -31,6 +34,7 @@ from digitlab.api import auth
 from digitlab.api.deps import ServiceDep
 from digitlab.api.errors import STORE_DOWN, BadInputError
 from digitlab.api.predict import _predict, _results
+from digitlab.api.predict_limit import refusal, wait_seconds
 from digitlab.api.service import Service
 from digitlab.api.uploads import Upload
 from digitlab.inference.preprocess import ImageError, ImageTooLargeError
@@ -141,6 +145,15 @@ async def predict_one(request: Request, service: Service, upload: Upload) -> dic
     return _results(stored, elapsed, service.settings)[0].model_dump()
 
 
+def over_limit(request: Request, service: Service) -> tuple[str, dict[str, str]] | None:
+    """The refusal and its Retry-After header when this address must wait before it
+    predicts again (checked before the body is read), else None."""
+    seconds = wait_seconds(request, service.settings)
+    if not seconds:
+        return None
+    return refusal(seconds, service.settings), {"Retry-After": str(seconds)}
+
+
 @router.get("/health")
 def health() -> dict[str, str]:
     """The reference's liveness check: its client calls it before predicting."""
@@ -150,6 +163,9 @@ def health() -> dict[str, str]:
 @router.post("/predict", name="predict_reference")
 async def predict_reference(request: Request, service: ServiceDep) -> Response:
     """The reference's predict: lenient input, errors as 400 `{"error": ...}`."""
+    if limited := over_limit(request, service):
+        message, headers = limited
+        return JSONResponse({"error": message}, status_code=429, headers=headers)
     try:
         upload = await read_upload(request, ("file", "image"))
         return JSONResponse(await predict_one(request, service, upload))

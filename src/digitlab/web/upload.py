@@ -7,7 +7,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from digitlab.api.deps import ServiceDep
-from digitlab.api.reference import BAD_REFERENCE_INPUT, predict_one, problem, read_upload
+from digitlab.api.reference import (
+    BAD_REFERENCE_INPUT,
+    over_limit,
+    predict_one,
+    problem,
+    read_upload,
+)
 from digitlab.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -16,6 +22,11 @@ router = APIRouter(include_in_schema=False)
 @router.post("/upload", response_class=HTMLResponse)
 async def upload(request: Request, service: ServiceDep) -> HTMLResponse:
     """The reference's upload form: the file in `image`, answered with a page."""
+    if limited := over_limit(request, service):
+        message, headers = limited
+        page = render(request, "upload.html", "upload", status_code=429, error=message)
+        page.headers.update(headers)
+        return page
     try:
         found = await read_upload(request, ("image", "file"))
         result = await predict_one(request, service, found)
