@@ -3,12 +3,19 @@ that splits at empty columns, with the same model, in one run.
 
     python bench/read_numbers.py                       # the serving model, 200 numbers a layout
     python bench/read_numbers.py --count 50 --model-dir /tmp/models
+    python bench/read_numbers.py --canvas 30        # also 30 numbers drawn in Chromium
 
 Numbers of 2 to 6 digits are made from MNIST *test* digits in each layout of
 `digitlab.evaluation.numberpics` (spaced, touching, overlapping, uneven gaps and sizes,
 jitter, slope, dark on light) and sent as PNG files through the same code as the API.
 Prints a Markdown table: exact-number accuracy and per-digit accuracy (1 - edit distance
 / length) per layout, for both readers, and the time per reading of 1 and of 6 digits.
+
+With `--canvas N`, N numbers of 2 to 6 digits are also written with the mouse on the
+Recognise page's number pad in Chromium (Playwright, Debian's /usr/bin/chromium), each
+digit from pen strokes (`digitlab.evaluation.penpaths`), in front of the real service on
+a new SQLite database, and read by its Read the number button; beside them, the same
+strokes rendered to a PNG and read by `read_number` directly.
 """
 
 from __future__ import annotations
@@ -28,15 +35,9 @@ from digitlab.evaluation.numberpics import LAYOUTS, compose, png_bytes
 from digitlab.inference.numbers import ink_of, read_number
 from digitlab.inference.predictor import Predictor
 from digitlab.inference.preprocess import ImageError, normalise
+from digitlab.scoring.numbers import digit_accuracy
 
-
-def edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+CANVAS_COLUMNS = "| numbers | exact | per digit | ms per reading (median) | page = answer |"
 
 
 def empty_columns(data: bytes, predictor: Predictor) -> str:
@@ -50,12 +51,59 @@ def empty_columns(data: bytes, predictor: Predictor) -> str:
     return "".join(str(k) for k in predictor.predict(np.stack(digits)).labels)
 
 
+def score(got: str, truth: str) -> tuple[float, float]:
+    """Exact (0 or 1) and per digit (1 - edit distance / length, at least 0)."""
+    return float(got == truth), digit_accuracy(got, truth)
+
+
+def canvas(count: int, seed: int, model_dir: Path, predictor: Predictor) -> None:
+    """`count` numbers written with the mouse in Chromium and read by the page, beside the
+    same strokes rendered to a PNG and read by `read_number` here."""
+    from canvas_draw import draw_and_read, number_page, number_strokes, render_png
+
+    # Its own generator: the layouts' numbers stay the same with or without --canvas.
+    rng = np.random.default_rng([seed, 31])
+    numbers = []
+    for _ in range(count):
+        labels = [int(d) for d in rng.integers(0, 10, size=int(rng.integers(2, 7)))]
+        numbers.append(("".join(map(str, labels)), number_strokes(labels, rng)))
+    page_sums, direct_sums = np.zeros(2), np.zeros(2)
+    page_times, direct_times, agree, misread = [], [], 0, []
+    with number_page(model_dir) as page:
+        for truth, strokes in numbers:
+            answered, shown, seconds = draw_and_read(page, strokes)
+            page_sums += score(shown, truth)
+            page_times.append(seconds)
+            agree += shown == answered
+            data = render_png(strokes)
+            t0 = time.perf_counter()
+            try:
+                text = read_number(data, predictor.predict).text
+            except ImageError:
+                text = ""
+            direct_times.append(time.perf_counter() - t0)
+            direct_sums += score(text, truth)
+            if truth not in (shown, text):
+                misread.append(f"{truth}: {shown or '-'} / {text or '-'}")
+    print(f"\n{count} numbers of 2 to 6 digits, pen strokes (seed {seed})\n")
+    print(CANVAS_COLUMNS + "\n|---|---|---|---|---|")
+    for name, sums, times, same in (
+        ("drawn with the mouse in Chromium", page_sums, page_times, f"{agree}/{count}"),
+        ("same strokes as a PNG, read_number", direct_sums, direct_times, "-"),
+    ):
+        exact, digits = 100 * sums / count
+        ms = 1000 * float(np.median(times))
+        print(f"| {name} | {exact:.1f}% | {digits:.1f}% | {ms:.1f} | {same} |")
+    print(f"\nmisread (number: page / PNG): {', '.join(misread) or 'none'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=200, help="numbers per layout")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--layouts", default="", help="comma-separated layout names")
+    parser.add_argument("--canvas", type=int, default=0, help="numbers drawn in Chromium")
     args = parser.parse_args()
     settings = get_settings()
     predictor = Predictor(args.model_dir or settings.model_dir)
@@ -79,9 +127,7 @@ def main() -> int:
             except ImageError:
                 text = ""
             base = empty_columns(data, predictor)
-            for spot, got in ((0, text), (2, base)):
-                sums[spot] += got == truth
-                sums[spot + 1] += max(0.0, 1 - edit_distance(got, truth) / len(truth))
+            sums += (*score(text, truth), *score(base, truth))
         sums /= args.count
         totals += sums / len(chosen)
         print(f"| {layout.name} | " + " | ".join(f"{100 * v:.1f}%" for v in sums) + " |")
@@ -95,6 +141,8 @@ def main() -> int:
             read_number(data, predictor.predict)
             times.append(time.perf_counter() - t0)
         print(f"| {size} | {1000 * float(np.median(times)):.2f} |")
+    if args.canvas:
+        canvas(args.canvas, args.seed, args.model_dir or settings.model_dir, predictor)
     return 0
 
 
