@@ -160,7 +160,12 @@ def model_only(model: registry.ModelVersion, batch: int, reps: int) -> dict[str,
         from digitlab.ml.model import build_model
 
         checkpoint = torch.load(model.path / "model.pt", map_location="cpu")
-        net = build_model(checkpoint["arch"], checkpoint.get("width")).eval()
+        net = build_model(
+            checkpoint["arch"],
+            checkpoint.get("width"),
+            int(checkpoint.get("hidden", 0)),
+            int(checkpoint.get("outputs", 10)),  # 11 with the not-a-digit output
+        ).eval()
         net.load_state_dict(checkpoint["state_dict"])
         torch.set_num_threads(2)
         tx = torch.from_numpy(x)
