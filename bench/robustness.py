@@ -99,10 +99,38 @@ def canvas_pictures(count: int, model_dir: Path, seed: int) -> tuple[list[bytes]
     return pictures, labels
 
 
-def accuracy(
-    model: OnnxClassifier, digits: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8]
-) -> float:
+class ShiftAveraged:
+    """Test-time augmentation: the mean of a model's digit probabilities over the picture
+    and its four one-pixel shifts, so five times the model's work per answer."""
+
+    SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+    def __init__(self, model: OnnxClassifier) -> None:
+        self.model = model
+
+    def probabilities(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        moved = [np.roll(images, s, axis=(1, 2)) for s in self.SHIFTS]
+        probs = self.model.probabilities(np.concatenate(moved))
+        mean: npt.NDArray[np.float32] = probs.reshape(len(self.SHIFTS), len(images), -1).mean(0)
+        return mean
+
+
+Model = OnnxClassifier | ShiftAveraged
+
+
+def accuracy(model: Model, digits: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8]) -> float:
     return float((model.probabilities(digits).argmax(1) == labels).mean())
+
+
+def answer_ms(model: Model, digit: npt.NDArray[np.uint8], reps: int = 200) -> float:
+    """The model's time for one picture (as one request asks), median of `reps`."""
+    model.probabilities(digit[None])
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        model.probabilities(digit[None])
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
 
 
 def plot(
@@ -157,6 +185,10 @@ def main() -> None:
     parser.add_argument("--model", help="the version to measure (default: the serving one)")
     parser.add_argument("--baseline", help="a registry version to compare with (default: "
                         "train the previous default recipe, `plain`)")  # fmt: skip
+    parser.add_argument("--versions", default="", help="comma-separated registry versions "
+                        "to measure beside the serving one (e.g. a `best` model)")  # fmt: skip
+    parser.add_argument("--tta", action="store_true", help="also each model with test-time "
+                        "augmentation (mean over the picture and its 1-pixel shifts)")  # fmt: skip
     parser.add_argument("--count", type=int, default=1000, help="test digits per shift")
     parser.add_argument("--canvas", type=int, default=100, help="digits drawn in Chromium")
     parser.add_argument("--seed", type=int, default=0)
@@ -172,8 +204,16 @@ def main() -> None:
         sys.exit("error: no serving model; train one first (digitlab train)")
     served = registry.load_version(settings.model_dir, name)
     base = baseline_version(args, settings, work)
-    models = {f"serving ({served.card.get('recipe')})": OnnxClassifier(served),
-              f"baseline ({base.card.get('recipe')})": OnnxClassifier(base)}  # fmt: skip
+    models: dict[str, Model] = {f"serving ({served.card.get('recipe')})": OnnxClassifier(served)}
+    for other in filter(None, args.versions.split(",")):
+        version = registry.load_version(settings.model_dir, other)
+        models[f"{version.card.get('recipe')} ({other})"] = OnnxClassifier(version)
+    if args.tta:
+        for n, m in list(models.items()):
+            assert isinstance(m, OnnxClassifier)
+            models[f"{n} + TTA"] = ShiftAveraged(m)
+    # The baseline last: the difference column is the first model's lead over it.
+    models[f"baseline ({base.card.get('recipe')})"] = OnnxClassifier(base)
     names = list(models)
 
     test = load_split("mnist", "test", settings)
@@ -215,6 +255,9 @@ def main() -> None:
         row(f"canvas, drawn in Chromium ({args.canvas})", "", [canvas[n] for n in names])
     shifted = {n: statistics.mean(a for accs in results[n].values() for a in accs) for n in names}
     row("mean over all shifted sets", "", [shifted[n] for n in names])
+    print("\n| model | ms per answer (model only, one picture, median of 200) |\n|---|---:|")
+    for n, m in models.items():
+        print(f"| {n} | {answer_ms(m, test.images[0]):.3f} |")
     overall = {n: {"MNIST": mnist[n], "shifted": shifted[n]} for n in names}
     if canvas:
         for n in names:
