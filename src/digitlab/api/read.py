@@ -22,9 +22,10 @@ from digitlab.api.schemas import ImageIn
 from digitlab.api.service import Service
 from digitlab.api.uploads import read_one
 from digitlab.inference.numbers import MAX_DIGITS, Reading, read_number
+from digitlab.scoring.numbers import store as store_reading
 from digitlab.store import db
 from digitlab.store import readings as store
-from digitlab.store.readings import DigitIn, ReadingRecord
+from digitlab.store.readings import ReadingRecord
 
 router = APIRouter(prefix=API_PREFIX, tags=["read"])
 ReadingId = Annotated[int, row_id("reading"), WholeNumber]
@@ -98,17 +99,7 @@ class CorrectOut(BaseModel):
 
 def _stored(service: Service, reading: Reading, source: str, original: bytes) -> int:
     model_id = service.model_id(reading.batch.model)
-    with db.transaction(service.engine) as session:
-        reading_id, _ = store.record_reading(
-            session,
-            original=original,
-            source=source[:200],
-            model_id=model_id,
-            digits=[DigitIn(d.image, d.probabilities, d.is_digit, d.box) for d in reading.digits],
-            confidence=reading.confidence,
-            latency_ms=reading.seconds * 1000,
-        )
-        return reading_id
+    return store_reading(service.engine, reading, model_id, source, original)
 
 
 def _reading_out(record: ReadingRecord) -> ReadingOut:

@@ -67,8 +67,8 @@ class NumbersResult:
 
 
 def store(engine: Engine, reading: Reading, model_id: int, source: str, original: bytes) -> int:
-    """The reading, its digits, their inputs, predictions and boxes, in one transaction
-    (as POST /api/v1/read stores it); returns the reading's id."""
+    """The reading, its digits, their inputs, predictions and boxes, in one transaction;
+    returns the reading's id. POST /api/v1/read stores its readings through it too."""
     digits = [DigitIn(d.image, d.probabilities, d.is_digit, d.box) for d in reading.digits]
     with db.transaction(engine) as session:
         reading_id, _ = record_reading(
