@@ -51,6 +51,14 @@ def compose(
     digits: list[Picture], layout: Layout, rng: np.random.Generator, scale: int = 2
 ) -> Picture:
     """One picture of the digits side by side (light ink on black, or inverted)."""
+    return compose_spans(digits, layout, rng, scale)[0]
+
+
+def compose_spans(
+    digits: list[Picture], layout: Layout, rng: np.random.Generator, scale: int = 2
+) -> tuple[Picture, list[tuple[float, float]]]:
+    """`compose`, and where each digit's ink lies across the picture: (left, right) in
+    its pixels, for fitting the reader to the true digits (bench/fit_reader.py)."""
     parts = []
     for digit in digits:
         part = ink_crop(digit)
@@ -75,11 +83,15 @@ def compose(
     for (x, y), part in zip(spots, parts, strict=True):
         window = field[y : y + part.shape[0], x : x + part.shape[1]]
         np.maximum(window, part, out=window)
+    spans = [
+        (float(x), float(x + part.shape[1])) for (x, _), part in zip(spots, parts, strict=True)
+    ]
     if layout.scan_height:
         factor = layout.scan_height / tallest
         scanned = (max(1, round(width * factor)), max(1, round(height * factor)))
         field = np.asarray(Image.fromarray(field).resize(scanned, Image.Resampling.BOX))
-    return 255 - field if layout.dark_on_light else field
+        spans = [(left * factor, right * factor) for left, right in spans]
+    return (255 - field if layout.dark_on_light else field), spans
 
 
 def png_bytes(picture: Picture) -> bytes:

@@ -59,14 +59,27 @@ MIN_PIECE_HEIGHT = 0.6
 CUT_STEP = 1 / 8
 # A cut path keeps within this fraction of the line height of the column it started at.
 BAND = 0.2
-# A piece wider than WIDEST times the line height (or its group's, if taller) costs this
-# much log-confidence per unit of excess: MNIST's digits are at most as wide as tall ones.
-WIDE_PENALTY = 4.0
-WIDEST = 1.0
-# Each piece costs this much: a split needs the model to be surer of the pieces.
-PIECE_COST = 1.0
-# What a piece the model says is not a digit costs.
-NOT_DIGIT = 3.0
+# How much a piece counts as one digit of the number: WEIGHTS times its features (below).
+# Fitted by bench/fit_reader.py, a structured perceptron over the same dynamic program, on
+# numbers composed from MNIST *training* digits in every layout of numberpics, read by a
+# `fast` and a `best` model (2026-12-07). Confidence alone prefers a confident "5 with a
+# sliver of 1" to the 5 and the 1; the piece's shape tells them apart.
+FEATURES = (
+    "bias",  # per piece: a split needs the model to be surer of the pieces
+    "log_confidence",
+    "margin",  # log-confidence less that of the runner-up digit
+    "width",  # of the piece's ink, relative to the line height (or its group's)
+    "too_wide",  # how much wider than tall
+    "height",
+    "whole",  # the piece is its whole group of strokes
+    "one_width",  # width when read as a 1 (a 1 is narrow)
+    "one",
+    "width_squared",
+    "not_digit",  # the verdict refuses it
+)
+WEIGHTS = np.array(
+    [-6.690, 0.632, 0.320, 0.764, -7.105, 4.319, 1.167, 0.435, -0.443, -3.532, -0.423]
+)
 # A piece the verdict refuses still counts as a digit of the number when it is this tall
 # (of the line) and the model this sure of its digit: between digits, a stroke of full
 # height read confidently is an odd-looking digit, not a dash or a smudge.
@@ -245,15 +258,23 @@ def best_cuts(pieces: list[Piece], scores: list[float]) -> list[int]:
     return best[end][1] if end in best else [0]
 
 
-def piece_score(
-    probabilities: npt.NDArray[np.float32], is_digit: bool, width: int, size: float
-) -> float:
-    """How much the model believes a piece is one digit: its log-confidence, less a
-    penalty for a piece wider than one digit of the line can be, a cost per piece, and a
-    penalty when the model says it is not a digit (half a digit, two digits)."""
-    score = math.log(max(float(probabilities.max()), 1e-6))
-    score -= WIDE_PENALTY * max(0.0, width / size - WIDEST) + PIECE_COST
-    return score if is_digit else score - NOT_DIGIT
+def piece_features(
+    probabilities: npt.NDArray[np.float32],
+    is_digit: bool,
+    box: tuple[int, ...],
+    size: float,
+    whole: bool,
+) -> npt.NDArray[np.float64]:
+    """The piece's FEATURES: how sure the model is of it and how it is shaped."""
+    top, runner_up = np.sort(probabilities)[::-1][:2]
+    confidence = math.log(max(float(top), 1e-6))
+    margin = confidence - math.log(max(float(runner_up), 1e-6))
+    width, height = box[2] / size, box[3] / size
+    one = float(int(probabilities.argmax()) == 1)
+    return np.array(
+        [1.0, confidence, margin, width, max(0.0, width - 1.0), height, float(whole),
+         width * one, one, width * width, float(not is_digit)]
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -289,13 +310,12 @@ def candidates(ink: Gray) -> Candidates:
     return found
 
 
-def choose(found: Candidates, batch: Batch) -> list[int]:
+def choose(
+    found: Candidates, batch: Batch, weights: npt.NDArray[np.float64] = WEIGHTS
+) -> list[int]:
     """The pieces kept, left to right: per group the best tiling, less what the model
     says is not a digit (a dash, a smudge: not part of the number)."""
-    scores = [
-        piece_score(batch.probabilities[k], bool(batch.is_digit[k]), box[2], found.sizes[k])
-        for k, box in enumerate(found.boxes)
-    ]
+    scores = list(features(found, batch) @ weights)
     chosen: list[int] = []
     for k in sorted({p.group for p in found.pieces}):
         own = [i for i, p in enumerate(found.pieces) if p.group == k]
@@ -303,6 +323,19 @@ def choose(found: Candidates, batch: Batch) -> list[int]:
         chosen += [own[i] for i in best]
     kept = [k for k in chosen if batch.is_digit[k] or odd_digit(found, batch, k)]
     return sorted(kept, key=lambda i: found.boxes[i][0])
+
+
+def features(found: Candidates, batch: Batch) -> npt.NDArray[np.float64]:
+    """(pieces, FEATURES): each candidate piece's features."""
+    first: dict[int, int] = {}
+    for k, piece in enumerate(found.pieces):
+        first.setdefault(piece.group, k)  # a group's whole piece comes first
+    rows = []
+    for k, box in enumerate(found.boxes):
+        whole = first[found.pieces[k].group] == k
+        is_digit = bool(batch.is_digit[k])
+        rows.append(piece_features(batch.probabilities[k], is_digit, box, found.sizes[k], whole))
+    return np.array(rows).reshape(len(rows), len(FEATURES))
 
 
 def odd_digit(found: Candidates, batch: Batch, k: int) -> bool:
