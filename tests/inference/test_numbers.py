@@ -9,8 +9,8 @@ import numpy as np
 from digitlab.data import Split
 from digitlab.evaluation.numberpics import LAYOUTS, compose, png_bytes
 from digitlab.inference.cuts import cut_paths
-from digitlab.inference.numbers import read_number
-from digitlab.inference.predictor import Predictor
+from digitlab.inference.numbers import KEEP_SCORE, Candidates, Piece, odd_digit, read_number
+from digitlab.inference.predictor import Batch, Predictor
 from digitlab.registry.versions import ModelVersion
 
 OVERLAPPING = next(layout for layout in LAYOUTS if layout.name == "overlapping")
@@ -45,3 +45,23 @@ def test_overlapping_numbers_are_read_exactly(
     # All six read exactly with the model trained here; one slip is allowed for a model
     # trained on another CPU, whose last bits differ.
     assert exact >= 5
+
+
+def test_a_refused_piece_is_kept_only_when_tall_and_not_surely_none(
+    trained_fast_model: ModelVersion,
+) -> None:
+    """Between digits, a full-height stroke the verdict refuses is still a digit unless the
+    model is sure it is none; a low mark (a dash) is left out however it scores."""
+    boxes = [(0, 0, 10, 30), (12, 0, 10, 30), (24, 10, 10, 8)]  # tall, tall, a dash
+    found = Candidates(
+        pieces=[Piece(k, 0, 1) for k in range(3)],
+        images=[np.zeros((28, 28), np.uint8)] * 3,
+        boxes=list(boxes),
+        sizes=[30.0] * 3,
+        line=30.0,
+    )
+    probs = np.full((3, 10), 0.1, np.float32)
+    # Digit scores, all under the model's threshold: refused by the verdict.
+    scores = np.array([KEEP_SCORE + 0.2, KEEP_SCORE - 0.05, 0.9], np.float32)
+    batch = Batch(trained_fast_model, probs, 0.0, np.zeros(3, bool), scores)
+    assert [odd_digit(found, batch, k) for k in range(3)] == [True, False, False]

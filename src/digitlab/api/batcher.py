@@ -123,6 +123,7 @@ class GroupWriter:
                     batch.probabilities[lo:hi],
                     batch.seconds,
                     batch.is_digit[lo:hi],
+                    None if batch.scores is None else batch.scores[lo:hi],
                 )
                 job.future.set_result((part, ids[lo:hi]))
             lo = hi

@@ -33,6 +33,8 @@ class Batch:
     # (N,) the not-a-digit verdict (digitlab.inference.verdict): True where the picture
     # looks like one handwritten digit.
     is_digit: npt.NDArray[np.bool_]
+    # (N,) the digit scores the verdict compared with its threshold (None where not kept).
+    scores: npt.NDArray[np.float32] | None = None
 
     @property
     def labels(self) -> list[int]:
@@ -111,4 +113,4 @@ class Predictor:
         start = time.perf_counter()
         probs, scores = split_outputs(classifier.logits(model_input(digits)))
         is_digit = scores >= verdict_threshold(classifier.model, self.threshold)
-        return Batch(classifier.model, probs, time.perf_counter() - start, is_digit)
+        return Batch(classifier.model, probs, time.perf_counter() - start, is_digit, scores)
