@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw
 
 from digitlab.evaluation import penpaths
 
-# The number pad as recognise.html and numbers.js make it: 840 x 280, an 18 px round pen.
+# The number pad as recognise.html and numbers.js make it: 840 x 280, an 18 px round pen
+# (painted by pad.js).
 PAD_WIDTH, PAD_HEIGHT, PEN = 840, 280, 18
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling out of this closed network.
@@ -64,7 +65,7 @@ def number_strokes(labels: list[int], rng: np.random.Generator) -> penpaths.Stro
 
 
 def render_png(strokes: penpaths.Strokes, supersample: int = 4) -> bytes:
-    """`strokes` (pad pixels) painted as numbers.js paints them: black, PEN wide, round
+    """`strokes` (pad pixels) painted as pad.js paints them: black, PEN wide, round
     caps and joins, on white; drawn larger and reduced, for the canvas's antialiasing."""
     s = supersample
     page = Image.new("L", (PAD_WIDTH * s, PAD_HEIGHT * s), 255)

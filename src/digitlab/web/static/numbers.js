@@ -6,12 +6,17 @@
 (() => {
   const pad = document.getElementById("number-pad");
   if (!pad) return;
-  const ctx = pad.getContext("2d");
-  const STROKE = 18;
-  let strokes = [];
-  let current = null;
   let picture = null;  // an uploaded image shown in place of the strokes
   let readingId = null;
+  const drawing = new DrawingPad(pad, 18, {
+    underlay: (ctx) => {
+      if (!picture) return;
+      const at = placement();
+      ctx.drawImage(picture, at.x, at.y, picture.width * at.scale, picture.height * at.scale);
+    },
+    onStart: () => { picture = null; },
+  });
+  const ctx = drawing.ctx;
 
   function say(text) { document.getElementById("number-status").textContent = text; }
 
@@ -24,24 +29,7 @@
   }
 
   function redraw(digits) {
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, pad.width, pad.height);
-    if (picture) {
-      const at = placement();
-      ctx.drawImage(picture, at.x, at.y, picture.width * at.scale, picture.height * at.scale);
-    }
-    ctx.strokeStyle = "#000";
-    ctx.fillStyle = "#000";
-    ctx.lineWidth = STROKE;
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    for (const s of strokes) {
-      ctx.beginPath();
-      ctx.moveTo(s[0][0], s[0][1]);
-      for (const [x, y] of s.slice(1)) ctx.lineTo(x, y);
-      if (s.length === 1) ctx.lineTo(s[0][0] + 0.1, s[0][1]);
-      ctx.stroke();
-    }
+    drawing.paint();
     if (digits) drawBoxes(digits);
   }
 
@@ -58,31 +46,9 @@
     }
   }
 
-  function point(event) {
-    const box = pad.getBoundingClientRect();
-    return [(event.clientX - box.left) * pad.width / box.width,
-            (event.clientY - box.top) * pad.height / box.height];
-  }
-  pad.addEventListener("pointerdown", (event) => {
-    pad.setPointerCapture(event.pointerId);
-    picture = null;
-    current = [point(event)];
-    strokes.push(current);
-    redraw();
-  });
-  pad.addEventListener("pointermove", (event) => {
-    if (!current) return;
-    current.push(point(event));
-    redraw();
-  });
-  for (const type of ["pointerup", "pointercancel"]) {
-    pad.addEventListener(type, () => { current = null; });
-  }
-
   function clear() {
-    strokes = [];
     picture = null;
-    redraw();
+    drawing.clear();
     document.getElementById("number-result").hidden = true;
   }
   document.getElementById("number-clear").addEventListener("click", clear);
@@ -113,7 +79,7 @@
   }
 
   document.getElementById("read-number").addEventListener("click", () => {
-    if (!strokes.length && !picture) { say("Draw or upload a number first."); return; }
+    if (drawing.empty && !picture) { say("Draw or upload a number first."); return; }
     send({ method: "POST", headers: { "Content-Type": "application/json" },
            body: JSON.stringify({ image: pad.toDataURL("image/png") }) });
   });
@@ -124,9 +90,8 @@
     if (!file) return;
     const image = new Image();
     image.onload = () => {
-      strokes = [];
       picture = image;
-      redraw();
+      drawing.clear();
       const form = new FormData();
       form.append("file", file);
       send({ method: "POST", body: form });

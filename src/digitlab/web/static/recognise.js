@@ -3,65 +3,15 @@
 "use strict";
 
 const pad = document.getElementById("pad");
-const ctx = pad.getContext("2d");
 // Thick enough to survive the reduction to a 20x20 box (MNIST strokes are ~2-3 px there).
-const STROKE = 22;
-let strokes = [];      // each stroke: a list of [x, y] in canvas pixels
-let current = null;
+const drawing = new DrawingPad(pad, 22);
 let predictionId = null;
 
-function blank() {
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, pad.width, pad.height);
-}
-
-function redraw() {
-  blank();
-  ctx.strokeStyle = "#000";
-  ctx.fillStyle = "#000";
-  ctx.lineWidth = STROKE;
-  ctx.lineCap = "round";
-  ctx.lineJoin = "round";
-  for (const s of strokes) {
-    if (s.length === 1) {  // a tap: a dot
-      ctx.beginPath();
-      ctx.arc(s[0][0], s[0][1], STROKE / 2, 0, 2 * Math.PI);
-      ctx.fill();
-      continue;
-    }
-    ctx.beginPath();
-    ctx.moveTo(s[0][0], s[0][1]);
-    for (const [x, y] of s.slice(1)) ctx.lineTo(x, y);
-    ctx.stroke();
-  }
-}
-
-function point(event) {
-  const box = pad.getBoundingClientRect();
-  return [(event.clientX - box.left) * pad.width / box.width,
-          (event.clientY - box.top) * pad.height / box.height];
-}
-
-pad.addEventListener("pointerdown", (event) => {
-  pad.setPointerCapture(event.pointerId);
-  current = [point(event)];
-  strokes.push(current);
-  redraw();
-});
-pad.addEventListener("pointermove", (event) => {
-  if (!current) return;
-  current.push(point(event));
-  redraw();
-});
-for (const type of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(type, () => { current = null; });
-}
-
-document.getElementById("clear").addEventListener("click", () => { strokes = []; redraw(); });
-document.getElementById("undo").addEventListener("click", () => { strokes.pop(); redraw(); });
+document.getElementById("clear").addEventListener("click", () => drawing.clear());
+document.getElementById("undo").addEventListener("click", () => drawing.undo());
 pad.addEventListener("keydown", (event) => {  // keyboard users: Enter recognises, Escape clears
   if (event.key === "Enter") recogniseDrawing();
-  if (event.key === "Escape") { strokes = []; redraw(); }
+  if (event.key === "Escape") drawing.clear();
 });
 
 function say(text) { document.getElementById("status").textContent = text; }
@@ -84,7 +34,7 @@ async function send(request) {
 }
 
 function recogniseDrawing() {
-  if (!strokes.length) { say("Draw a digit first."); return; }
+  if (drawing.empty) { say("Draw a digit first."); return; }
   send({ method: "POST", headers: { "Content-Type": "application/json" },
          body: JSON.stringify({ image: pad.toDataURL("image/png") }) });
 }
@@ -153,4 +103,4 @@ document.getElementById("feedback-buttons").addEventListener("click", async (eve
                   : `Feedback not recorded: ${body.detail || response.statusText}`);
 });
 
-redraw();
+drawing.paint();
