@@ -85,14 +85,6 @@ def make_numbers(
     return made
 
 
-def groups(found: numbers.Candidates) -> list[list[int]]:
-    """Each group's candidate pieces (indices into `found`), groups in order."""
-    return [
-        [i for i, p in enumerate(found.pieces) if p.group == g]
-        for g in sorted({p.group for p in found.pieces})
-    ]
-
-
 def examples(made: list[Number]) -> list[Example]:
     """Every group that has a choice of tilings and a true one."""
     out = []
@@ -100,7 +92,7 @@ def examples(made: list[Number]) -> list[Example]:
         if number.batch is None:
             continue
         feats = numbers.features(number.found, number.batch)
-        for own in groups(number.found):
+        for own in numbers.groups(number.found):
             if len(own) == 1:
                 continue
             pieces = [number.found.pieces[i] for i in own]

@@ -261,25 +261,6 @@ def best_cuts(pieces: list[Piece], scores: list[float]) -> list[int]:
     return best[end][1] if end in best else [0]
 
 
-def piece_features(
-    probabilities: npt.NDArray[np.float32],
-    is_digit: bool,
-    box: tuple[int, ...],
-    size: float,
-    whole: bool,
-) -> npt.NDArray[np.float64]:
-    """The piece's FEATURES: how sure the model is of it and how it is shaped."""
-    top, runner_up = np.sort(probabilities)[::-1][:2]
-    confidence = math.log(max(float(top), 1e-6))
-    margin = confidence - math.log(max(float(runner_up), 1e-6))
-    width, height = box[2] / size, box[3] / size
-    one = float(int(probabilities.argmax()) == 1)
-    return np.array(
-        [1.0, confidence, margin, width, max(0.0, width - 1.0), height, float(whole),
-         width * one, one, width * width, float(not is_digit)]
-    )  # fmt: skip
-
-
 @dataclass(frozen=True)
 class Candidates:
     pieces: list[Piece]
@@ -292,11 +273,11 @@ class Candidates:
 def candidates(ink: Gray) -> Candidates:
     """Every candidate piece of every group of strokes, normalised for the model."""
     labels, count = label_components(ink >= BINARY_THRESHOLD * 255)
-    groups = groups_of(labels, count)
-    heights = [int(np.ptp(np.flatnonzero(g.any(axis=1)))) + 1 for g in groups]
+    masks = groups_of(labels, count)
+    heights = [int(np.ptp(np.flatnonzero(g.any(axis=1)))) + 1 for g in masks]
     line = float(np.median(heights)) if heights else 0.0
     found = Candidates([], [], [], [], line)
-    for k, mask in enumerate(groups):
+    for k, mask in enumerate(masks):
         height = heights[k]
         # Lower than half the line: a dash, a dot, a smudge; not a digit of this number.
         if height < FRAGMENT * max(heights):
@@ -313,6 +294,15 @@ def candidates(ink: Gray) -> Candidates:
     return found
 
 
+def groups(found: Candidates) -> list[list[int]]:
+    """Each group's candidate pieces (indices into `found`, its whole piece first), groups
+    in order."""
+    return [
+        [i for i, p in enumerate(found.pieces) if p.group == g]
+        for g in sorted({p.group for p in found.pieces})
+    ]
+
+
 def choose(
     found: Candidates, batch: Batch, weights: npt.NDArray[np.float64] = WEIGHTS
 ) -> list[int]:
@@ -320,8 +310,7 @@ def choose(
     says is not a digit (a dash, a smudge: not part of the number)."""
     scores = list(features(found, batch) @ weights)
     chosen: list[int] = []
-    for k in sorted({p.group for p in found.pieces}):
-        own = [i for i, p in enumerate(found.pieces) if p.group == k]
+    for own in groups(found):
         best = best_cuts([found.pieces[i] for i in own], [scores[i] for i in own])
         chosen += [own[i] for i in best]
     kept = [k for k in chosen if batch.is_digit[k] or odd_digit(found, batch, k)]
@@ -329,16 +318,20 @@ def choose(
 
 
 def features(found: Candidates, batch: Batch) -> npt.NDArray[np.float64]:
-    """(pieces, FEATURES): each candidate piece's features."""
-    first: dict[int, int] = {}
-    for k, piece in enumerate(found.pieces):
-        first.setdefault(piece.group, k)  # a group's whole piece comes first
-    rows = []
-    for k, box in enumerate(found.boxes):
-        whole = first[found.pieces[k].group] == k
-        is_digit = bool(batch.is_digit[k])
-        rows.append(piece_features(batch.probabilities[k], is_digit, box, found.sizes[k], whole))
-    return np.array(rows).reshape(len(rows), len(FEATURES))
+    """(pieces, FEATURES): how sure the model is of each candidate piece, and its shape;
+    all pieces at once (an overlapping number has hundreds)."""
+    probs = np.maximum(batch.probabilities.astype(np.float64), 1e-6)
+    top2 = np.log(np.sort(probs, axis=1)[:, -2:])  # runner-up, top
+    boxes = np.array(found.boxes, np.float64).reshape(len(found.boxes), 4)
+    sizes = np.array(found.sizes, np.float64)
+    width, height = boxes[:, 2] / sizes, boxes[:, 3] / sizes
+    whole = np.zeros(len(found.pieces))
+    whole[[own[0] for own in groups(found)]] = 1.0
+    one = (batch.probabilities.argmax(axis=1) == 1).astype(np.float64)
+    columns = [np.ones_like(width), top2[:, 1], top2[:, 1] - top2[:, 0], width,
+               np.maximum(0.0, width - 1.0), height, whole, width * one, one, width * width,
+               (~batch.is_digit.astype(bool)).astype(np.float64)]  # fmt: skip
+    return np.stack(columns, axis=1)
 
 
 def odd_digit(found: Candidates, batch: Batch, k: int) -> bool:
