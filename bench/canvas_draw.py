@@ -1,8 +1,9 @@
-"""Numbers written with the mouse on the Recognise page's number pad: the layout of a
-number from pen-path digits, the same strokes rendered to a PNG as the page paints them,
-and the real service with Chromium on its page.
+"""Digits and numbers written with the mouse on the Recognise page: the real service with
+Chromium on its page (`recognise_page`), the layout of a number from pen-path digits, and
+the same strokes rendered to a PNG as the page paints them.
 
-Not run by itself; bench/read_numbers.py imports it (its folder is on sys.path).
+Not run by itself; bench/read_numbers.py and bench/robustness.py import it (their folder
+is on sys.path).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def render_png(strokes: penpaths.Strokes, supersample: int = 4) -> bytes:
 
 
 @contextmanager
-def number_page(model_dir: Path) -> Iterator[Any]:
+def recognise_page(model_dir: Path) -> Iterator[Any]:
     """The real app (uvicorn in a thread) over a new SQLite database with the models in
     `model_dir`, and a headless Chromium (Debian's, never a download) on its Recognise
     page; yields the Playwright page."""

@@ -51,6 +51,14 @@ def empty_columns(data: bytes, predictor: Predictor) -> str:
     return "".join(str(k) for k in predictor.predict(np.stack(digits)).labels)
 
 
+def read_text(data: bytes, predictor: Predictor) -> str:
+    """The number `read_number` reads, "" where it refuses the picture (as the API's 422)."""
+    try:
+        return read_number(data, predictor.predict).text
+    except ImageError:
+        return ""
+
+
 def score(got: str, truth: str) -> tuple[float, float]:
     """Exact (0 or 1) and per digit (1 - edit distance / length, at least 0)."""
     return float(got == truth), digit_accuracy(got, truth)
@@ -59,7 +67,7 @@ def score(got: str, truth: str) -> tuple[float, float]:
 def canvas(count: int, seed: int, model_dir: Path, predictor: Predictor) -> None:
     """`count` numbers written with the mouse in Chromium and read by the page, beside the
     same strokes rendered to a PNG and read by `read_number` here."""
-    from canvas_draw import draw_and_read, number_page, number_strokes, render_png
+    from canvas_draw import draw_and_read, number_strokes, recognise_page, render_png
 
     # Its own generator: the layouts' numbers stay the same with or without --canvas.
     rng = np.random.default_rng([seed, 31])
@@ -69,7 +77,7 @@ def canvas(count: int, seed: int, model_dir: Path, predictor: Predictor) -> None
         numbers.append(("".join(map(str, labels)), number_strokes(labels, rng)))
     page_sums, direct_sums = np.zeros(2), np.zeros(2)
     page_times, direct_times, agree, misread = [], [], 0, []
-    with number_page(model_dir) as page:
+    with recognise_page(model_dir) as page:
         for truth, strokes in numbers:
             answered, shown, seconds = draw_and_read(page, strokes)
             page_sums += score(shown, truth)
@@ -77,10 +85,7 @@ def canvas(count: int, seed: int, model_dir: Path, predictor: Predictor) -> None
             agree += shown == answered
             data = render_png(strokes)
             t0 = time.perf_counter()
-            try:
-                text = read_number(data, predictor.predict).text
-            except ImageError:
-                text = ""
+            text = read_text(data, predictor)
             direct_times.append(time.perf_counter() - t0)
             direct_sums += score(text, truth)
             if truth not in (shown, text):
@@ -122,10 +127,7 @@ def main() -> int:
             picks = rng.choice(len(test.labels), size=int(rng.integers(2, 7)), replace=False)
             truth = "".join(str(int(test.labels[k])) for k in picks)
             data = png_bytes(compose([test.images[k] for k in picks], layout, rng))
-            try:
-                text = read_number(data, predictor.predict).text
-            except ImageError:
-                text = ""
+            text = read_text(data, predictor)
             base = empty_columns(data, predictor)
             sums += (*score(text, truth), *score(base, truth))
         sums /= args.count

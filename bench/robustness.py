@@ -23,7 +23,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,11 +38,6 @@ from digitlab.inference.preprocess import image_to_digit
 from digitlab.inference.runtime import OnnxClassifier
 from digitlab.registry import versions as registry
 from train import machine  # bench/train.py's: the CPU and torch's threads
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
 
 
 def baseline_version(
@@ -66,36 +60,16 @@ def baseline_version(
 def canvas_pictures(count: int, model_dir: Path, seed: int) -> tuple[list[bytes], list[int]]:
     """`count` digits drawn with the mouse on the real Recognise page, as the PNG bytes
     its script sends (`pad.toDataURL`)."""
-    import uvicorn
-    from playwright.sync_api import sync_playwright
+    from canvas_draw import recognise_page
 
-    from digitlab.app import create_app
-    from digitlab.store.testing_pg import free_port
-
-    root = Path(tempfile.mkdtemp(prefix="digitlab-canvas-"))
-    settings = Settings(model_dir=model_dir, database_url=f"sqlite:///{root / 'c.db'}",
-                        _env_file=None)  # type: ignore[call-arg]  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
     pictures, labels = [], []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            for label, strokes in penpaths.sample(count, seed=seed):
-                page.locator("#clear").click()
-                penpaths.draw(page, strokes)
-                url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
-                pictures.append(base64.b64decode(url.split(",", 1)[1]))
-                labels.append(label)
-            browser.close()
-    finally:
-        server.should_exit = True
+    with recognise_page(model_dir) as page:
+        for label, strokes in penpaths.sample(count, seed=seed):
+            page.locator("#clear").click()
+            penpaths.draw(page, strokes)
+            url = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+            pictures.append(base64.b64decode(url.split(",", 1)[1]))
+            labels.append(label)
     return pictures, labels
 
 
