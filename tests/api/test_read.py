@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
 from digitlab.config import Settings
@@ -31,6 +32,15 @@ def number_file(tmp_path: Path, mnist_test: Split, picks: list[int], name: str) 
     path = tmp_path / name
     path.write_bytes(png_bytes(picture))
     return path
+
+
+def wavy_line(width: int = 2048) -> bytes:
+    """One unbroken wavy stroke across a wide picture: a few KiB that would cut into
+    thousands of candidate digits."""
+    picture = Image.new("L", (width, 160), 0)
+    xs = np.arange(0, width, 4)
+    ImageDraw.Draw(picture).line(list(zip(xs, 80 + 60 * np.sin(xs / 9), strict=True)), 255, 6)
+    return png_bytes(np.asarray(picture))
 
 
 def rows(settings: Settings, table: type) -> int:
@@ -111,6 +121,7 @@ def test_an_anonymous_correction_is_not_trained_on(
         ({"image": "not base64!"}, 422, "base64"),
         ({"image": b64(b"GIF89a broken")}, 422, "image"),
         ({}, 422, "image"),
+        ({"image": b64(wavy_line())}, 422, "too many strokes"),
     ],
 )
 def test_bad_input_is_a_4xx_and_writes_nothing(
@@ -120,6 +131,17 @@ def test_bad_input_is_a_4xx_and_writes_nothing(
         answer = client.post("/api/v1/read", json=body)
     assert answer.status_code == status
     assert says in answer.json()["detail"]
+    assert rows(settings_read, Reading) == rows(settings_read, InputData) == 0
+
+
+def test_more_than_twelve_digits_is_a_422_and_writes_nothing(
+    settings_read: Settings, mnist_test: Split, tmp_path: Path
+) -> None:
+    path = number_file(tmp_path, mnist_test, list(range(13)), "thirteen.png")
+    with make_client(settings_read) as client, path.open("rb") as f:
+        answer = client.post("/api/v1/read", files={"file": ("13.png", f, "image/png")})
+    assert answer.status_code == 422, answer.text
+    assert "13 digits found; at most 12" in answer.json()["detail"]
     assert rows(settings_read, Reading) == rows(settings_read, InputData) == 0
 
 

@@ -5,12 +5,23 @@ so only cuts that bend around the strokes leave each digit whole."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from PIL import Image, ImageDraw
 
 from digitlab.data import Split
 from digitlab.evaluation.numberpics import LAYOUTS, compose, png_bytes
 from digitlab.inference.cuts import cut_paths
-from digitlab.inference.numbers import KEEP_SCORE, Candidates, Piece, odd_digit, read_number
+from digitlab.inference.numbers import (
+    KEEP_SCORE,
+    Candidates,
+    Piece,
+    candidates,
+    ink_of,
+    odd_digit,
+    read_number,
+)
 from digitlab.inference.predictor import Batch, Predictor
+from digitlab.inference.preprocess import ImageError
 from digitlab.registry.versions import ModelVersion
 
 OVERLAPPING = next(layout for layout in LAYOUTS if layout.name == "overlapping")
@@ -65,3 +76,23 @@ def test_a_refused_piece_is_kept_only_when_tall_and_not_surely_none(
     scores = np.array([KEEP_SCORE + 0.2, KEEP_SCORE - 0.05, 0.9], np.float32)
     batch = Batch(trained_fast_model, probs, 0.0, np.zeros(3, bool), scores)
     assert [odd_digit(found, batch, k) for k in range(3)] == [True, False, False]
+
+
+def test_a_picture_of_too_many_strokes_is_refused_before_the_model_reads_it() -> None:
+    """A wide wavy line would be cut into thousands of candidates: it is refused before
+    any is cut out, normalised or sent to the model."""
+    calls: list[int] = []
+
+    def predict(digits: np.ndarray) -> Batch:
+        calls.append(len(digits))
+        raise AssertionError("the model was asked")
+
+    picture = Image.new("L", (2048, 160), 0)
+    xs = np.arange(0, 2048, 4)
+    ImageDraw.Draw(picture).line(list(zip(xs, 80 + 60 * np.sin(xs / 9), strict=True)), 255, 6)
+    ink, _ = ink_of(png_bytes(np.asarray(picture)))
+    with pytest.raises(ImageError, match="too many strokes"):
+        candidates(ink)
+    with pytest.raises(ImageError, match="too many strokes"):
+        read_number(png_bytes(np.asarray(picture)), predict)
+    assert calls == []

@@ -50,12 +50,22 @@ def label_components(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32]
 
 def groups_of(labels: npt.NDArray[np.int32], count: int) -> list[npt.NDArray[np.bool_]]:
     """The components, specks dropped and the parts of one digit merged, as masks."""
-    boxes = []
-    for k in range(1, count + 1):
-        ys, xs = np.nonzero(labels == k)
-        boxes.append((int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1, k))
-    if not boxes:
+    if count == 0:
         return []
+    # Every component's box in one pass over the ink (not a pass per component: noise
+    # has thousands of them).
+    ys, xs = np.nonzero(labels)
+    own = labels[ys, xs]
+    low_x, low_y = np.full(count + 1, labels.shape[1]), np.full(count + 1, labels.shape[0])
+    high_x, high_y = np.full(count + 1, -1), np.full(count + 1, -1)
+    np.minimum.at(low_x, own, xs)
+    np.minimum.at(low_y, own, ys)
+    np.maximum.at(high_x, own, xs)
+    np.maximum.at(high_y, own, ys)
+    boxes = [
+        (int(low_x[k]), int(high_x[k]) + 1, int(low_y[k]), int(high_y[k]) + 1, k)
+        for k in range(1, count + 1)
+    ]
     tallest = max(b[3] - b[2] for b in boxes)
     kept = [b for b in boxes if max(b[1] - b[0], b[3] - b[2]) >= SPECK * tallest]
     line = float(np.median([b[3] - b[2] for b in kept]))
@@ -79,4 +89,8 @@ def groups_of(labels: npt.NDArray[np.int32], count: int) -> list[npt.NDArray[np.
             merged[spot].append(k)
             spans[spot] = (min(x0, spans[spot][0]), max(x1, spans[spot][1]))
     order = sorted(range(len(merged)), key=lambda g: spans[g][0])
-    return [np.isin(labels, merged[g]) for g in order]
+    group = np.zeros(count + 1, np.int32)  # component -> its group's place + 1 (0: none)
+    for place, g in enumerate(order, 1):
+        group[merged[g]] = place
+    grouped = group[labels]
+    return [grouped == place for place in range(1, len(order) + 1)]

@@ -45,6 +45,10 @@ from digitlab.inference.preprocess import (
 )
 
 MAX_DIGITS = 12
+# Each candidate piece costs ~1 ms to cut out and normalise: a picture that makes more is
+# refused before that work (a 2048-pixel wavy line made ~3,000). Numbers of 12 MNIST digits
+# made at most 1,059 (overlapping; 844 touching, 221 spaced; 10 numbers a layout).
+MAX_CANDIDATES = 2000
 # Pictures lower than this are enlarged first: an 8x8 scan's strokes are blobs that
 # touch their neighbours; enlarged, thresholding keeps them apart.
 MIN_HEIGHT = 48
@@ -271,20 +275,25 @@ class Candidates:
 
 
 def candidates(ink: Gray) -> Candidates:
-    """Every candidate piece of every group of strokes, normalised for the model."""
+    """Every candidate piece of every group of strokes, normalised for the model; ImageError
+    when there are more than MAX_CANDIDATES, before any is cut out and normalised."""
     labels, count = label_components(ink >= BINARY_THRESHOLD * 255)
     masks = groups_of(labels, count)
     heights = [int(np.ptp(np.flatnonzero(g.any(axis=1)))) + 1 for g in masks]
     line = float(np.median(heights)) if heights else 0.0
-    found = Candidates([], [], [], [], line)
+    planned = []
     for k, mask in enumerate(masks):
-        height = heights[k]
         # Lower than half the line: a dash, a dot, a smudge; not a digit of this number.
-        if height < FRAGMENT * max(heights):
-            continue
-        group = group_of(ink, mask, line)
+        if heights[k] >= FRAGMENT * max(heights):
+            group = group_of(ink, mask, line)
+            planned.append((k, group, candidate_pieces(group, k, line)))
+    if sum(len(pieces) for _, _, pieces in planned) > MAX_CANDIDATES:
+        raise ImageError(f"too many strokes to read as a number of at most {MAX_DIGITS} digits")
+    found = Candidates([], [], [], [], line)
+    for k, group, pieces in planned:
+        height = heights[k]
         size = max(float(height), line)
-        for spot, piece in enumerate(candidate_pieces(group, k, line)):
+        for spot, piece in enumerate(pieces):
             part, box = crop(ink, group, piece)
             if box and (spot == 0 or box[3] >= MIN_PIECE_HEIGHT * height):
                 found.pieces.append(piece)
