@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from digitlab.store.testing_pg import PostgresServer
 from tests.api.conftest import ADMIN_TOKEN, counts, png, ready_settings, served_on_postgres
@@ -107,6 +108,59 @@ def test_a_65_kb_png_of_4096_squared_costs_little_and_nothing_stays(
     assert peak - rss_before < 40, (rss_before, peak)
     assert (cpu_seconds(pid) - cpu_before) / 5 < 0.2  # per request, all its images
     assert rss_mb(pid) - rss_before < 10
+    assert counts(served.settings) == before
+
+
+def wavy_line(width: int) -> bytes:
+    picture = Image.new("L", (width, 160), 0)
+    xs = np.arange(0, width, 4)
+    ImageDraw.Draw(picture).line(list(zip(xs, 80 + 60 * np.sin(xs / 9), strict=True)), 255, 6)
+    return png(np.asarray(picture))
+
+
+def test_pictures_of_noise_and_long_strokes_to_read_are_bounded(served: Served) -> None:
+    """POST /api/v1/read cuts strokes into candidate digits: noise makes hundreds of groups
+    of strokes, a long wavy line thousands of candidates. Both are a 422 without a
+    mask of the whole picture per group (it took 300 MB for one 1024x1024 noise) or
+    seconds of cutting (2.8 s for the line)."""
+    assert served.process is not None
+    pid = served.process.pid
+    rng = np.random.default_rng(0)
+    noise = [png(rng.integers(0, 256, (1024, 1024), dtype=np.uint8)) for _ in range(4)]
+    line = wavy_line(2048)
+    url = f"{served.url}/api/v1/read"
+
+    def read(data: bytes) -> httpx.Response:
+        return httpx.post(url, files={"file": ("n.png", data)}, timeout=60)
+
+    read(line)  # the refusal's own code paths, once
+    before, rss_before, cpu_before = counts(served.settings), rss_mb(pid), cpu_seconds(pid)
+    lines = [read(line) for _ in range(5)]
+    line_cpu = (cpu_seconds(pid) - cpu_before) / 5
+    peak = rss_mb(pid)
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_mb(pid))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        noisy = at_once([lambda d=d: read(d) for d in noise])
+    finally:
+        stop.set()
+        watcher.join()
+    for answer in lines:
+        assert answer.status_code == 422, answer.text
+        assert "too many strokes" in answer.json()["detail"]
+    for answer in noisy:
+        assert answer.status_code == 422, answer.text
+        assert "at most 12 can be read at once" in answer.json()["detail"]
+    assert line_cpu < 0.2, line_cpu
+    assert peak - rss_before < 100, (rss_before, peak)
     assert counts(served.settings) == before
 
 

@@ -48,23 +48,32 @@ def label_components(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32]
     return compact.astype(np.int32)[labels], int(compact.max())
 
 
-def groups_of(labels: npt.NDArray[np.int32], count: int) -> list[npt.NDArray[np.bool_]]:
-    """The components, specks dropped and the parts of one digit merged, as masks."""
-    if count == 0:
-        return []
-    # Every component's box in one pass over the ink (not a pass per component: noise
-    # has thousands of them).
+Boxes = tuple[npt.NDArray[np.int64], ...]  # left, right, top, bottom (exclusive) per label
+
+
+def label_boxes(labels: npt.NDArray[np.int32], count: int) -> Boxes:
+    """Each label's box (index 0 unused), in one pass over the ink, not one per label:
+    noise has thousands of them."""
     ys, xs = np.nonzero(labels)
     own = labels[ys, xs]
-    low_x, low_y = np.full(count + 1, labels.shape[1]), np.full(count + 1, labels.shape[0])
-    high_x, high_y = np.full(count + 1, -1), np.full(count + 1, -1)
-    np.minimum.at(low_x, own, xs)
-    np.minimum.at(low_y, own, ys)
-    np.maximum.at(high_x, own, xs)
-    np.maximum.at(high_y, own, ys)
+    left, top = np.full(count + 1, labels.shape[1]), np.full(count + 1, labels.shape[0])
+    right, bottom = np.full(count + 1, -1), np.full(count + 1, -1)
+    np.minimum.at(left, own, xs)
+    np.minimum.at(top, own, ys)
+    np.maximum.at(right, own, xs)
+    np.maximum.at(bottom, own, ys)
+    return left, right + 1, top, bottom + 1
+
+
+def groups_of(labels: npt.NDArray[np.int32], count: int) -> tuple[npt.NDArray[np.int32], int]:
+    """The components, specks dropped and the parts of one digit merged: a label image of
+    the groups, numbered 1..n left to right (0: background and specks), and n. One image,
+    not a mask per group: noise makes hundreds of groups."""
+    if count == 0:
+        return np.zeros_like(labels), 0
+    left, right, top, bottom = label_boxes(labels, count)
     boxes = [
-        (int(low_x[k]), int(high_x[k]) + 1, int(low_y[k]), int(high_y[k]) + 1, k)
-        for k in range(1, count + 1)
+        (int(left[k]), int(right[k]), int(top[k]), int(bottom[k]), k) for k in range(1, count + 1)
     ]
     tallest = max(b[3] - b[2] for b in boxes)
     kept = [b for b in boxes if max(b[1] - b[0], b[3] - b[2]) >= SPECK * tallest]
@@ -92,5 +101,4 @@ def groups_of(labels: npt.NDArray[np.int32], count: int) -> list[npt.NDArray[np.
     group = np.zeros(count + 1, np.int32)  # component -> its group's place + 1 (0: none)
     for place, g in enumerate(order, 1):
         group[merged[g]] = place
-    grouped = group[labels]
-    return [grouped == place for place in range(1, len(order) + 1)]
+    return group[labels], len(order)

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from digitlab.inference.components import FRAGMENT, groups_of, label_components
+from digitlab.inference.components import FRAGMENT, groups_of, label_boxes, label_components
 from digitlab.inference.cuts import Path, between, cut_paths
 from digitlab.inference.predictor import Batch
 from digitlab.inference.preprocess import (
@@ -185,8 +185,10 @@ def group_of(ink: Gray, mask: npt.NDArray[np.bool_], line: float) -> Group:
     cols = np.flatnonzero(mask.any(axis=0))
     y0, y1 = max(0, int(rows[0]) - 1), min(mask.shape[0], int(rows[-1]) + 2)
     x0, x1 = max(0, int(cols[0]) - 1), min(mask.shape[1], int(cols[-1]) + 2)
-    own = mask[y0:y1, x0:x1]
-    near = grown(mask)[y0:y1, x0:x1]
+    # A copy, not a view: a view would keep the whole picture's mask alive per group. The
+    # crop holds all the group's ink with a pixel to spare, so it grows as the whole would.
+    own = mask[y0:y1, x0:x1].copy()
+    near = grown(own)
     height, width = own.shape
     edges = [np.zeros(height, np.int32), np.full(height, width, np.int32)]
     size = max(float(rows[-1] - rows[0] + 1), 0.8 * line)
@@ -278,14 +280,15 @@ def candidates(ink: Gray) -> Candidates:
     """Every candidate piece of every group of strokes, normalised for the model; ImageError
     when there are more than MAX_CANDIDATES, before any is cut out and normalised."""
     labels, count = label_components(ink >= BINARY_THRESHOLD * 255)
-    masks = groups_of(labels, count)
-    heights = [int(np.ptp(np.flatnonzero(g.any(axis=1)))) + 1 for g in masks]
+    grouped, n = groups_of(labels, count)
+    _, _, top, bottom = label_boxes(grouped, n)
+    heights = [int(h) for h in (bottom - top)[1:]]
     line = float(np.median(heights)) if heights else 0.0
     planned = []
-    for k, mask in enumerate(masks):
+    for k in range(n):
         # Lower than half the line: a dash, a dot, a smudge; not a digit of this number.
-        if heights[k] >= FRAGMENT * max(heights):
-            group = group_of(ink, mask, line)
+        if heights[k] >= FRAGMENT * max(heights, default=0):
+            group = group_of(ink, grouped == k + 1, line)  # one group's mask at a time
             planned.append((k, group, candidate_pieces(group, k, line)))
     if sum(len(pieces) for _, _, pieces in planned) > MAX_CANDIDATES:
         raise ImageError(f"too many strokes to read as a number of at most {MAX_DIGITS} digits")
