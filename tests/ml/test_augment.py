@@ -3,11 +3,13 @@ nothing at strength zero, changes what it should, and leaves the digit readable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -138,10 +140,12 @@ def test_augmentation_runs_where_the_images_are(device: str, mnist_test: Split) 
     assert not torch.equal(a, other)
 
 
-@pytest.mark.parametrize("transform", [random_stroke, random_blur])
+@pytest.mark.parametrize(
+    "transform", [random_stroke, random_lowres, random_blur, random_contrast, random_noise]
+)
 def test_whole_batch_path_gives_the_same_images(transform: Callable[..., torch.Tensor]) -> None:
-    """Off the CPU the pen and blur transforms compute on the whole batch and select (no
-    host sync); on the same draws that is exactly the chosen-images-only path."""
+    """Off the CPU the capture transforms compute on the whole batch and select (no host
+    sync); on the same draws that is exactly the chosen-images-only path."""
     x = torch.rand(300, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     sparse = transform(x, torch.Generator().manual_seed(5), 0.4, dense=False)
     dense = transform(x, torch.Generator().manual_seed(5), 0.4, dense=True)
@@ -159,3 +163,34 @@ def test_augmentation_never_waits_for_the_gpu(mnist_test: Split) -> None:
         augment(x, generator, get_recipe("best").augmentation(), host=torch.Generator())
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_affine_samples_where_affine_grid_would(mnist_test: Split) -> None:
+    """The grid built from six factors per image is F.affine_grid's for the same matrix:
+    rotation, shear, scale, aspect and shift drawn in that order from the generator."""
+    x = batch(mnist_test, 64)
+    limits = {"max_shift": 2.0, "max_rotate": 15.0, "max_scale": 0.2, "max_shear": 10.0}
+    mine = random_affine(x, torch.Generator().manual_seed(3), **limits)
+
+    draws = torch.Generator().manual_seed(3)
+    b, _, h, w = x.shape
+
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(b, generator=draws) * 2 - 1) * limit
+
+    angle, shear = uniform(math.radians(15.0)), uniform(math.radians(10.0))
+    scale, aspect = 1 + uniform(0.2), 1 + uniform(0.1)
+    tx, ty = uniform(2 * 2.0 / w), uniform(2 * 2.0 / h)
+    sx, sy = 1 / (scale * aspect), aspect / scale
+    cos, sin, tan = angle.cos(), angle.sin(), shear.tan()
+    theta = torch.stack(
+        [
+            torch.stack([cos * sx, (cos * tan - sin) * sy, tx], 1),
+            torch.stack([sin * sx, (sin * tan + cos) * sy, ty], 1),
+        ],
+        1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    theirs = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert not torch.allclose(mine, x, atol=0.1)
+    assert torch.allclose(mine, theirs, atol=1e-5)

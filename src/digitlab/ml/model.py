@@ -24,6 +24,24 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def _channels_last(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous(memory_format=torch.channels_last)
+
+
+class Flatten(nn.Flatten):
+    """nn.Flatten whose gradient goes back in its input's layout. Training runs channels
+    last, but a flatten's gradient comes back as a plain (NCHW) tensor, and the ReLU and
+    BatchNorm backward kernels before it take a slow path on mixed layouts: on 2 CPU cores
+    the fast net's last ReLU backward took 2.5x longer, 11% of a training step. Same
+    parameters (none) and the same export as nn.Flatten."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        if self.training and x.requires_grad and channels_last:
+            x.register_hook(_channels_last)
+        return super().forward(x)
+
+
 def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> list[nn.Module]:
     # No conv bias: BatchNorm's shift makes it redundant, and export folds BN away.
     return [
@@ -51,7 +69,7 @@ def reference_net(hidden: int = 0, outputs: int = 10) -> nn.Sequential:
         nn.Conv2d(32, 64, 3),
         nn.ReLU(),
         nn.MaxPool2d(2),  # (B, 64, 5, 5)
-        nn.Flatten(),
+        Flatten(),
         nn.Dropout(0.5),
         *classifier(64 * 5 * 5, hidden, outputs),
     )
@@ -65,7 +83,7 @@ def fast_net(width: int = 32, hidden: int = 0, outputs: int = 10) -> nn.Sequenti
         *conv_bn(1, width, kernel=5, stride=2),  # (B, w, 14, 14)
         *conv_bn(width, 2 * width, stride=2),  # (B, 2w, 7, 7)
         *conv_bn(2 * width, 2 * width),  # (B, 2w, 7, 7)
-        nn.Flatten(),
+        Flatten(),
         *classifier(2 * width * 7 * 7, hidden, outputs),
     )
 
@@ -82,7 +100,7 @@ def best_net(width: int = 32, hidden: int = 0, outputs: int = 10) -> nn.Sequenti
         *conv_bn(2 * w, 2 * w, stride=2),  # (B, 2w, 7, 7)
         *conv_bn(2 * w, 4 * w),  # (B, 4w, 7, 7)
         nn.AdaptiveMaxPool2d(1),  # (B, 4w, 1, 1)
-        nn.Flatten(),
+        Flatten(),
         nn.Dropout(0.2),
         *classifier(4 * w, hidden, outputs),
     )
