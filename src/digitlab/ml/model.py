@@ -38,7 +38,7 @@ class Flatten(nn.Flatten):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
         if self.training and x.requires_grad and channels_last:
-            x.register_hook(_channels_last)
+            x.register_hook(_channels_last)  # type: ignore[no-untyped-call]
         return super().forward(x)
 
 
