@@ -1,5 +1,6 @@
 """Hostile image files, built byte by byte: all-zero PNGs that compress a large picture
-into a few kilobytes, and TIFFs whose tags have types Pillow's decoder does not expect."""
+into a few kilobytes, TIFFs whose tags have types Pillow's decoder does not expect, and a
+small PNG of one long wavy stroke that would cut into thousands of candidate digits."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import io
 import struct
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw
 
 SHORT, LONG, RATIONAL, FLOAT = 3, 4, 5, 11
 STRIP_OFFSETS, XMP = 273, 700
@@ -20,6 +22,16 @@ def zero_png(folder: Path, side: int) -> Path:
     path = folder / f"zero-{side}.png"
     path.write_bytes(out.getvalue())
     return path
+
+
+def wavy_line(width: int = 2048) -> bytes:
+    """One unbroken wavy stroke across a wide picture, as a PNG of a few KiB."""
+    picture = Image.new("L", (width, 160), 0)
+    xs = np.arange(0, width, 4)
+    ImageDraw.Draw(picture).line(list(zip(xs, 80 + 60 * np.sin(xs / 9), strict=True)), 255, 6)
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    return out.getvalue()
 
 
 def _entry(tag: int, kind: int, value: bytes) -> bytes:

@@ -17,11 +17,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from digitlab.store.testing_pg import PostgresServer
 from tests.api.conftest import ADMIN_TOKEN, counts, png, ready_settings, served_on_postgres
-from tests.api.hostile_files import FLOAT, RATIONAL, crafted_tiff, zero_png
+from tests.api.hostile_files import FLOAT, RATIONAL, crafted_tiff, wavy_line, zero_png
 from tests.utils.served import Served, serving
 
 LABELLER_TOKEN = "l4beller-hostile-test"
@@ -39,6 +38,29 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time the process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class PeakRss:
+    """The largest resident size of a process while the block runs, sampled every 5 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = rss_mb(pid)
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.005)
+
+    def __enter__(self) -> PeakRss:
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._watcher.join()
 
 
 def at_once(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
@@ -79,27 +101,14 @@ def test_a_65_kb_png_of_4096_squared_costs_little_and_nothing_stays(
     assert len(data) < 70_000
     post_file(served.url, data)  # the refusal's own code paths, once
     before, rss_before, cpu_before = counts(served.settings), rss_mb(pid), cpu_seconds(pid)
-    peak = rss_before
-    stop = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, rss_mb(pid))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with PeakRss(pid) as rss:
         singles = at_once([lambda: post_file(served.url, data)] * 4)
         batch = httpx.post(
             f"{served.url}/api/v1/predict/batch",
             files=[("file", (f"{k}.png", data)) for k in range(10)],
             timeout=60,
         )
-    finally:
-        stop.set()
-        watcher.join()
+    peak = rss.peak
     for answer in [*singles, batch]:
         assert answer.status_code == 413, answer.text
         assert "4096x4096" in answer.json()["detail"], answer.text
@@ -109,13 +118,6 @@ def test_a_65_kb_png_of_4096_squared_costs_little_and_nothing_stays(
     assert (cpu_seconds(pid) - cpu_before) / 5 < 0.2  # per request, all its images
     assert rss_mb(pid) - rss_before < 10
     assert counts(served.settings) == before
-
-
-def wavy_line(width: int) -> bytes:
-    picture = Image.new("L", (width, 160), 0)
-    xs = np.arange(0, width, 4)
-    ImageDraw.Draw(picture).line(list(zip(xs, 80 + 60 * np.sin(xs / 9), strict=True)), 255, 6)
-    return png(np.asarray(picture))
 
 
 def test_pictures_of_noise_and_long_strokes_to_read_are_bounded(served: Served) -> None:
@@ -137,22 +139,9 @@ def test_pictures_of_noise_and_long_strokes_to_read_are_bounded(served: Served) 
     before, rss_before, cpu_before = counts(served.settings), rss_mb(pid), cpu_seconds(pid)
     lines = [read(line) for _ in range(5)]
     line_cpu = (cpu_seconds(pid) - cpu_before) / 5
-    peak = rss_mb(pid)
-    stop = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, rss_mb(pid))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with PeakRss(pid) as rss:
         noisy = at_once([lambda d=d: read(d) for d in noise])
-    finally:
-        stop.set()
-        watcher.join()
+    peak = rss.peak
     for answer in lines:
         assert answer.status_code == 422, answer.text
         assert "too many strokes" in answer.json()["detail"]

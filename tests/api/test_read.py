@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
 from digitlab.config import Settings
@@ -18,6 +17,7 @@ from digitlab.feedback.export import export
 from digitlab.store import db
 from digitlab.store.models import Feedback, InputData, Prediction, Reading, ReadingDigit
 from tests.api.conftest import b64, ready_settings
+from tests.api.hostile_files import wavy_line
 from tests.api.test_review import LABELLER, LABELLER_TOKEN, make_client
 
 
@@ -32,15 +32,6 @@ def number_file(tmp_path: Path, mnist_test: Split, picks: list[int], name: str) 
     path = tmp_path / name
     path.write_bytes(png_bytes(picture))
     return path
-
-
-def wavy_line(width: int = 2048) -> bytes:
-    """One unbroken wavy stroke across a wide picture: a few KiB that would cut into
-    thousands of candidate digits."""
-    picture = Image.new("L", (width, 160), 0)
-    xs = np.arange(0, width, 4)
-    ImageDraw.Draw(picture).line(list(zip(xs, 80 + 60 * np.sin(xs / 9), strict=True)), 255, 6)
-    return png_bytes(np.asarray(picture))
 
 
 def rows(settings: Settings, table: type) -> int:
