@@ -27,6 +27,7 @@ import json
 import platform
 import statistics
 import time
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,25 @@ def machine() -> str:
 
 def overrides(pairs: list[str]) -> dict[str, Any]:
     """`--set name=value` pairs as TrainConfig fields, each parsed as its default's type."""
-    defaults = TrainConfig()
+    # The declared types, not the defaults': `width` defaults to None but is an int.
+    hints = typing.get_type_hints(TrainConfig)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     parsed: dict[str, Any] = {}
     for pair in pairs:
         name, _, text = pair.partition("=")
         if name not in names:
             raise SystemExit(f"--set {pair}: no TrainConfig field {name!r}")
-        kind = type(getattr(defaults, name))
-        parsed[name] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
+        kinds = [k for k in typing.get_args(hints[name]) or (hints[name],) if k is not type(None)]
+        kind = kinds[0]
+        if text.lower() == "none" and len(kinds) < len(typing.get_args(hints[name])):
+            parsed[name] = None
+        elif kind is bool:
+            parsed[name] = text.lower() in ("1", "true", "yes")
+        else:
+            try:
+                parsed[name] = kind(text)
+            except ValueError:
+                raise SystemExit(f"--set {pair}: {name} takes a {kind.__name__}") from None
     return parsed
 
 
