@@ -96,3 +96,19 @@ def test_a_picture_of_too_many_strokes_is_refused_before_the_model_reads_it() ->
     with pytest.raises(ImageError, match="too many strokes"):
         read_number(png_bytes(np.asarray(picture)), predict)
     assert calls == []
+
+
+def test_a_small_flat_digit_is_read_and_a_dash_is_not() -> None:
+    """A 0 drawn wide and flat at half its neighbours' height is under half the tallest
+    digit, as a dash is; by its width it is a digit, and only the dash is left out."""
+    picture = Image.new("L", (260, 120), 0)
+    draw = ImageDraw.Draw(picture)
+    draw.line([(30, 20), (30, 100)], 255, 6)  # a 1, 80 pixels tall
+    draw.ellipse([(60, 66), (110, 100)], outline=255, width=6)  # a flat 0, 34 tall, 50 wide
+    draw.line([(140, 60), (170, 60)], 255, 6)  # a dash, as wide as a narrow digit
+    draw.line([(200, 20), (200, 100)], 255, 6)  # a 1
+    ink, _ = ink_of(png_bytes(np.asarray(picture)))
+    found = candidates(ink)
+    wholes = sorted({found.boxes[k][0] for k, piece in enumerate(found.pieces) if piece.left == 0})
+    # Three groups are read: the 1, the flat 0 and the last 1; the dash is not.
+    assert [x // 10 for x in wholes] == [2, 6, 19]

@@ -58,6 +58,8 @@ MIN_HEIGHT = 48
 # digits read alone lost such ink. Numbers of MNIST test digits, 2 x 150 a layout: 0.18
 # read 0.6 (`fast`) and 1.1 (`best`) points more exactly than 0.35 (docs/numbers.md).
 BINARY_THRESHOLD = 0.18
+# A digit is at most this many times wider than tall (a flat 0, 2 or 5); a dash is flatter.
+FLAT = 2.0
 # A group wider than this times its height may hold more than one digit.
 SPLIT_ASPECT = 1.0
 # Pieces narrower or wider than these multiples of the group's height are not tried.
@@ -285,13 +287,19 @@ def candidates(ink: Gray) -> Candidates:
     when there are more than MAX_CANDIDATES, before any is cut out and normalised."""
     labels, count = label_components(ink >= BINARY_THRESHOLD * 255)
     grouped, n = groups_of(labels, count)
-    _, _, top, bottom = label_boxes(grouped, n)
+    left, right, top, bottom = label_boxes(grouped, n)
     heights = [int(h) for h in (bottom - top)[1:]]
+    widths = [int(w) for w in (right - left)[1:]]
     line = float(np.median(heights)) if heights else 0.0
+    tallest = max(heights, default=0)
     planned = []
     for k in range(n):
-        # Lower than half the line: a dash, a dot, a smudge; not a digit of this number.
-        if heights[k] >= FRAGMENT * max(heights, default=0):
+        # Smaller than half the tallest: a dash, a dot, a smudge; not a digit of this
+        # number. A wide, flat digit written small (an MNIST 0 or 5 at 0.7 the size of
+        # its neighbours is under half their height) counts by its width, up to FLAT
+        # times its height: a dash is flatter.
+        extent = max(heights[k], min(widths[k], FLAT * heights[k]))
+        if extent >= FRAGMENT * tallest:
             group = group_of(ink, grouped == k + 1, line)  # one group's mask at a time
             planned.append((k, group, candidate_pieces(group, k, line)))
     if sum(len(pieces) for _, _, pieces in planned) > MAX_CANDIDATES:
