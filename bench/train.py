@@ -57,7 +57,8 @@ def machine() -> str:
 
 
 def overrides(pairs: list[str]) -> dict[str, Any]:
-    """`--set name=value` pairs as TrainConfig fields, each parsed as its default's type."""
+    """`--set name=value` pairs as TrainConfig fields, each parsed as its declared type
+    ("none" for a field that may be None)."""
     # The declared types, not the defaults': `width` defaults to None but is an int.
     hints = typing.get_type_hints(TrainConfig)
     names = {f.name for f in dataclasses.fields(TrainConfig)}

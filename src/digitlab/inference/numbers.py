@@ -54,9 +54,9 @@ MAX_CANDIDATES = 2000
 MIN_HEIGHT = 48
 # Ink below this fraction of full strength is background when finding strokes. Low, since
 # the faint ink of a thin loop or a stroke's end is what tells a 9 from a 7 and keeps a
-# 2's tail with its body (cut off, a piece lost it); at 0.35, 1.1% of single MNIST test
-# digits read alone lost such ink. Numbers of MNIST test digits, 2 x 150 a layout: 0.18
-# read 0.6 (`fast`) and 1.1 (`best`) points more exactly than 0.35 (docs/numbers.md).
+# 2's tail with its body: at 0.35 a piece lost it. Numbers of MNIST test digits, 150 a
+# layout, two seeds: 0.18 read 0.6 (`fast`) and 1.1 (`best`) points more exactly than
+# 0.35 (docs/numbers.md).
 BINARY_THRESHOLD = 0.18
 # A digit is at most this many times wider than tall (a flat 0, 2 or 5); a dash is flatter.
 FLAT = 2.0
