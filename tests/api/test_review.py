@@ -181,7 +181,7 @@ def test_a_labeller_confirms_rejects_and_undoes(
         ("POST", f"/api/v1/feedback/{anon_a}/confirm", None, 401),  # no token
         ("POST", "/api/v1/feedback/999999/confirm", None, 404),
         ("POST", "/api/v1/feedback/0/confirm", None, 422),
-        ("POST", f"/api/v1/feedback/{anon_b}/reject", {"label": 6}, 422),  # the same label
+        ("POST", f"/api/v1/feedback/{anon_b}/reject", {"label": 6}, 409),  # the same label
         ("POST", f"/api/v1/feedback/{anon_b}/reject", {"label": 10}, 422),
         ("POST", f"/api/v1/feedback/{anon_b}/reject", {"label": True}, 422),
         ("POST", f"/api/v1/feedback/{anon_b}/reject", {}, 422),

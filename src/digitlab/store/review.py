@@ -96,7 +96,9 @@ def reject(session: Session, *, feedback_id: int, label: int) -> int:
     """A labeller disagrees with an anonymous correction and gives the right label."""
     row = _anonymous(session, feedback_id)
     if row.label == label:
-        raise ValueError(
+        # A valid label that conflicts with what the feedback says: 409, as the other
+        # refusals that depend on the stored rows (a 422 would call the body malformed).
+        raise ConflictError(
             f"feedback {feedback_id} gave {label} too: confirm it instead of rejecting it"
         )
     return record_correction(
