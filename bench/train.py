@@ -67,9 +67,9 @@ def overrides(pairs: list[str]) -> dict[str, Any]:
         name, _, text = pair.partition("=")
         if name not in names:
             raise SystemExit(f"--set {pair}: no TrainConfig field {name!r}")
-        kinds = [k for k in typing.get_args(hints[name]) or (hints[name],) if k is not type(None)]
-        kind = kinds[0]
-        if text.lower() == "none" and len(kinds) < len(typing.get_args(hints[name])):
+        declared = typing.get_args(hints[name]) or (hints[name],)  # int | None: (int, None)
+        kind = next(k for k in declared if k is not type(None))
+        if text.lower() == "none" and type(None) in declared:
             parsed[name] = None
         elif kind is bool:
             parsed[name] = text.lower() in ("1", "true", "yes")
