@@ -53,9 +53,10 @@ docs-serve: $(VENV)/.installed-dev  ## serve the documentation on http://127.0.0
 	$(DOCS_ENV) $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # A worker per core: the suite alone keeps one core busy. A file stays on one worker, so
-# its module fixtures (a served app, a browser) start once.
+# its module fixtures (a served app, a browser) start once. The slowest tests are listed
+# at the end, so a CI log shows where the ~10 minutes go.
 unit: system-test $(VENV)/.installed-dev
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --durations=15
 
 stack-test: $(VENV)/.installed-dev  ## build the images, run the real Compose stack and test it (needs Docker)
 	$(BIN)/pytest -m stack tests/stack -v -s
