@@ -31,6 +31,7 @@ from digitlab.ml.augment import augment
 from digitlab.ml.finetune import weighted_extra
 from digitlab.ml.model import Ensemble, build_model
 from digitlab.ml.negatives import NONE_LABEL
+from digitlab.ml.optim import NesterovSGD, StepSchedule
 from digitlab.ml.recipes import TrainConfig
 from digitlab.ml.verdict import calibrate, negatives_for
 
@@ -51,7 +52,13 @@ class FitResult:
     negative_samples: int = 0  # of which negatives (label 10: "none of the ten")
     digit_threshold: float | None = None  # the verdict's, calibrated on validation digits
     config: TrainConfig | None = None  # as trained: batch and LR sized for the device
+    # The last epoch's validation logits, of the model last trained: the verdict's
+    # calibration reuses them rather than scoring validation once more.
+    val_logits: torch.Tensor | None = field(default=None, repr=False)
 
+
+# SGD, the served recipes', comes from digitlab.ml.optim (see why there).
+Optimizer = NesterovSGD | torch.optim.Optimizer
 
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -119,7 +126,7 @@ def bf16_supported(device: torch.device) -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> Optimizer:
     # No weight decay on BatchNorm and bias parameters (1-d tensors).
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -128,7 +135,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        return NesterovSGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr)
     if cfg.optimizer == "adamw":
@@ -136,11 +143,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
 
 
-def make_schedule(
-    opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
+def make_schedule(opt: Optimizer, cfg: TrainConfig, total_steps: int) -> StepSchedule:
     if cfg.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        return StepSchedule(opt, lambda _: 1.0)
     if cfg.schedule == "onecycle":
         warm = max(1, int(cfg.warmup * total_steps))
 
@@ -151,7 +156,7 @@ def make_schedule(
             t = (step - warm) / max(1, total_steps - warm)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
-        return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return StepSchedule(opt, factor)
     raise ValueError(f"unknown schedule {cfg.schedule!r}; choose onecycle or constant")
 
 
@@ -159,8 +164,8 @@ def train_one_epoch(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
+    opt: Optimizer,
+    sched: StepSchedule,
     cfg: TrainConfig,
     generator: torch.Generator,
     use_bf16: bool,
@@ -221,7 +226,11 @@ def predict_logits(
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    logits = predict_logits(model, x)
+    return scores(predict_logits(model, x), y)
+
+
+def scores(logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Loss and digit accuracy of (N, 10 or 11) logits against labels."""
     loss = F.cross_entropy(logits, y)
     acc = (logits[:, :10].argmax(1) == y).float().mean()  # a digit is what is served
     loss_value, acc_value = torch.stack([loss, acc]).tolist()  # one read from the device
@@ -310,7 +319,9 @@ def fit(
     elif val is not None:
         result.val_acc = evaluate(result.model, *val)["acc"]
     if val is not None and cfg.outputs == 11:
-        p_none = predict_logits(result.model, val[0]).softmax(1)[:, NONE_LABEL]
+        reuse = len(members) == 1 and result.val_logits is not None
+        logits = result.val_logits if reuse else predict_logits(result.model, val[0])
+        p_none = cast(torch.Tensor, logits).softmax(1)[:, NONE_LABEL]
         result.digit_threshold = calibrate((1 - p_none).cpu().numpy(), cfg.verdict_accept)
     result.model.eval()
     return result
@@ -358,8 +369,9 @@ def train_member(
         )  # fmt: skip
         train_time = time.perf_counter() - t0
         if val is not None:
-            scores = evaluate(final, *val)
-            row |= {"val_loss": scores["loss"], "val_acc": scores["acc"]}
+            result.val_logits = predict_logits(final, val[0])
+            scored = scores(result.val_logits, val[1])
+            row |= {"val_loss": scored["loss"], "val_acc": scored["acc"]}
         row["seconds"] = time.perf_counter() - t0
         row["images_per_s"] = (cfg.batch_size if cfg.dry_run else len(x_train)) / train_time
         result.history.append(row)
