@@ -22,7 +22,7 @@ def test_dry_run_trains_one_batch(mnist_train: Split) -> None:
         mnist_train.labels,
         on_step=steps.append,
     )
-    assert steps == [128]
+    assert steps == [get_recipe("fast").batch_size]
     assert len(result.history) == 1
     assert np.isfinite(result.history[0]["train_loss"])
 
@@ -93,7 +93,7 @@ def test_weight_average_is_torchs_ema(mnist_train: Split) -> None:
 def test_cuda_batches_are_larger_and_recorded() -> None:
     fast = get_recipe("fast")
     on_gpu = fast.for_device("cuda")
-    assert (on_gpu.batch_size, on_gpu.lr) == (512, pytest.approx(0.2))
+    assert (on_gpu.batch_size, on_gpu.lr) == (640, pytest.approx(0.2236))
     assert on_gpu.for_device("cuda") == on_gpu  # the card's config trains the same again
     assert fast.for_device("cpu") == fast
     assert get_recipe("reference").for_device("cuda") == get_recipe("reference")
